@@ -1,0 +1,203 @@
+"""Checkpoints: one `.safetensors` file, JSON config in its metadata, validated on load.
+
+Nothing here unpickles: the header is parsed by hand (bounded length, offsets checked
+against the file size) before safetensors reads any tensor, so a pickle renamed
+`.safetensors`, a truncated file or a header claiming a huge length is refused in one line.
+Runs live in `MOA_RUNS_DIR` (default ./runs); every write is a temp file then a rename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import moa_core
+from moa_core.models import ConfigError, ModelConfig, build_model, config_from_dict
+
+MAX_HEADER_BYTES = 1 << 20
+DEFAULT_MAX_FILE_MB = 512
+CONFIG_KEY, META_KEY = "moa_config", "moa_meta"
+
+
+class CheckpointError(ValueError):
+    """Why a checkpoint cannot be used, in one line."""
+
+
+@dataclass
+class LoadedCheckpoint:
+    model: nn.Module
+    config: ModelConfig
+    meta: dict[str, Any]
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    path: Path
+    model_type: str
+    meta: dict[str, Any]
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("MOA_RUNS_DIR", "runs"))
+
+
+def max_file_bytes() -> int:
+    return int(float(os.environ.get("MOA_MAX_CHECKPOINT_MB", DEFAULT_MAX_FILE_MB)) * 2**20)
+
+
+def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, meta: dict) -> Path:
+    """Write model weights + config + metadata atomically (temp file in the same dir, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    full_meta = {
+        **meta,
+        "versions": {
+            "moa_core": moa_core.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    metadata = {CONFIG_KEY: config.to_json(), META_KEY: json.dumps(full_meta)}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """Parse and sanity-check the safetensors header without trusting anything in the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path.name}: no such checkpoint file")
+    size = path.stat().st_size
+    if size > max_file_bytes():
+        raise CheckpointError(f"{path.name}: {size / 2**20:.0f} MiB exceeds the size limit")
+    with path.open("rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise CheckpointError(f"{path.name}: too short to be a safetensors file")
+        (header_len,) = struct.unpack("<Q", prefix)
+        if header_len > MAX_HEADER_BYTES or header_len > size - 8:
+            raise CheckpointError(
+                f"{path.name}: not a safetensors file (header claims {header_len} bytes)"
+            )
+        raw = handle.read(header_len)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path.name}: header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path.name}: header is not a JSON object")
+    _check_offsets(path.name, header, size - 8 - header_len)
+    return header
+
+
+def _check_offsets(name: str, header: dict, data_bytes: int) -> None:
+    end = 0
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2):
+            raise CheckpointError(f"{name}: tensor '{key}' has no valid data offsets")
+        end = max(end, int(offsets[1]))
+    if end != data_bytes:
+        raise CheckpointError(
+            f"{name}: truncated or padded ({data_bytes} data bytes, {end} needed)"
+        )
+
+
+def read_metadata(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(config dict, meta dict) from a checkpoint's header, no tensors read."""
+    header = read_header(path)
+    metadata = header.get("__metadata__") or {}
+    if CONFIG_KEY not in metadata:
+        raise CheckpointError(f"{Path(path).name}: no Mixture Lab config in the metadata")
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+        meta = json.loads(metadata.get(META_KEY, "{}"))
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{Path(path).name}: metadata is not valid JSON") from None
+    return config, meta
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Validate (type, config, tensor names and shapes, finite values) and build the model."""
+    name = Path(path).name
+    config_dict, meta = read_metadata(path)
+    try:
+        config = config_from_dict(config_dict)
+        model = build_model(config)
+    except (ConfigError, ValueError) as err:
+        raise CheckpointError(f"{name}: {err}") from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    header = read_header(path)
+    found = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    _check_names_and_shapes(name, expected, found)
+    try:
+        tensors = load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types on corrupt data
+        raise CheckpointError(f"{name}: unreadable tensor data ({err})") from None
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{name}: tensor '{key}' holds NaN or Inf values")
+    model.load_state_dict(tensors)
+    return LoadedCheckpoint(model.to(device).eval(), config, meta)
+
+
+def _check_names_and_shapes(name: str, expected: dict, found: dict) -> None:
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+        raise CheckpointError(f"{name}: tensor names do not match the model ({detail})")
+    for key, shape in expected.items():
+        if found[key] != shape:
+            raise CheckpointError(
+                f"{name}: tensor '{key}' has shape {list(found[key])}, expected {list(shape)}"
+            )
+
+
+def save_run(model: nn.Module, config: ModelConfig, meta: dict, directory: Path | None = None):
+    """Save into the run registry under a readable, unique id; returns the file path."""
+    directory = Path(directory) if directory is not None else runs_dir()
+    dataset = str(meta.get("dataset", "data")).replace(":", "_").replace(",", "-")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_id = f"{config.model_type}-{dataset}-{stamp}"
+    path = directory / f"{run_id}.safetensors"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = directory / f"{run_id}-{suffix}.safetensors"
+    return save_checkpoint(path, model, config, {**meta, "created": stamp})
+
+
+def list_runs(directory: Path | None = None) -> list[RunInfo]:
+    """Every readable run in the registry, newest first; unreadable files are skipped."""
+    directory = Path(directory) if directory is not None else runs_dir()
+    runs = []
+    for path in sorted(directory.glob("*.safetensors"), key=os.path.getmtime, reverse=True):
+        try:
+            config, meta = read_metadata(path)
+        except CheckpointError:
+            continue
+        runs.append(RunInfo(path.stem, path, str(config.get("model_type")), meta))
+    return runs

@@ -1,0 +1,148 @@
+"""Headless `moa train / eval / list`: one JSON line per result, one line per error (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn
+
+from moa_core.checkpoint import (
+    CheckpointError,
+    list_runs,
+    load_checkpoint,
+    save_checkpoint,
+    save_run,
+)
+from moa_core.data import DatasetError, load_dataset
+from moa_core.device import DeviceError, resolve_device
+from moa_core.models import ConfigError
+from moa_core.train.evaluate import evaluate
+from moa_core.train.run import train_model
+from moa_core.train.setup import parse_assignments
+
+RESULT_KEYS = ("acc", "nmi", "ari", "clusters_used")
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="moa", description="Mixture Lab: train and inspect mixture models.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser("train", help="train a model and save a checkpoint")
+    train.add_argument("model", help="model type, e.g. moa or moa_plus")
+    train.add_argument("--dataset", required=True, help="e.g. digits, mnist, mnist:3,5")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--out", type=Path, help="checkpoint path (default: a new run in runs/)")
+    train.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model or training settings, e.g. num_clusters=4 lr=0.001",
+    )
+    ev = sub.add_parser("eval", help="score a checkpoint on a dataset")
+    ev.add_argument("checkpoint", type=Path)
+    ev.add_argument("--dataset", help="default: the dataset it was trained on")
+    ev.add_argument("--split", default="train", choices=("train", "test"))
+    ev.add_argument("--device", default="auto")
+    sub.add_parser("list", help="list saved runs")
+    return parser
+
+
+def _scores(metrics: dict) -> dict:
+    return {
+        k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k]
+        for k in RESULT_KEYS
+    }
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    overrides = {
+        **parse_assignments(args.set),
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "device": args.device,
+    }
+    run = train_model(args.model, args.dataset, overrides)
+    if run.result.status == "failed":
+        raise UsageError(run.result.message)
+    meta = run.checkpoint_meta()
+    path = (
+        save_checkpoint(args.out, run.model, run.config, meta)
+        if args.out
+        else save_run(run.model, run.config, meta)
+    )
+    return {
+        "model": args.model,
+        "dataset": args.dataset,
+        "epochs": run.result.epochs_done,
+        "seconds": round(run.result.seconds, 2),
+        **_scores(run.result.metrics),
+        "checkpoint": str(path),
+    }
+
+
+def cmd_eval(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    device = resolve_device(args.device)
+    loaded = load_checkpoint(args.checkpoint, device)
+    train = loaded.meta.get("train", {})
+    spec = args.dataset or loaded.meta.get("dataset")
+    if not spec:
+        raise UsageError("checkpoint does not record its dataset: pass --dataset")
+    same_data = args.dataset is None and args.split == "train"
+    limit = train.get("max_samples") or None if same_data else None
+    dataset = load_dataset(spec, args.split, limit=limit, seed=train.get("seed", 0))
+    metrics = evaluate(loaded.model, dataset.to(device))
+    seconds = round(time.perf_counter() - start, 2)
+    return {
+        "model": loaded.config.model_type,
+        "dataset": spec,
+        "epochs": loaded.meta.get("epochs_done"),
+        "seconds": seconds,
+        **_scores(metrics),
+        "checkpoint": str(args.checkpoint),
+    }
+
+
+def cmd_list(_: argparse.Namespace) -> list[dict]:
+    return [
+        {
+            "run": r.run_id,
+            "model": r.model_type,
+            "dataset": r.meta.get("dataset"),
+            "nmi": r.meta.get("metrics", {}).get("nmi"),
+            "path": str(r.path),
+        }
+        for r in list_runs()
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        command = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}[args.command]
+        result = command(args)
+    except (UsageError, ConfigError, DatasetError, DeviceError, CheckpointError) as err:
+        print(f"moa: error: {err}", file=sys.stderr)
+        return 2
+    lines = result if isinstance(result, list) else [result]
+    for line in lines:
+        print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,12 @@
+"""Dataset registry: the embedded digits, 2-D toy sets and image sets behind one call.
+
+`load_dataset("mnist:3,5", split="train", limit=2000)` returns a `Dataset`; anything that
+goes wrong is a one-line `DatasetError` meant for the user. See `image_sets` for where the
+image files are looked for.
+"""
+
+from moa_core.data.dataset import Dataset, DatasetError
+from moa_core.data.image_sets import data_dir
+from moa_core.data.registry import dataset_names, load_dataset, parse_spec
+
+__all__ = ["Dataset", "DatasetError", "data_dir", "dataset_names", "load_dataset", "parse_spec"]

@@ -1,0 +1,63 @@
+"""The one in-memory dataset type every loader returns, and the error users see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+
+class DatasetError(ValueError):
+    """A dataset could not be loaded; the message is one line, shown to users as-is."""
+
+    def __init__(self, message: str) -> None:
+        # Collapse newlines from wrapped library errors so the UI never shows a ragged block.
+        super().__init__(" ".join(str(message).split()))
+
+
+@dataclass
+class Dataset:
+    """Samples and labels ready for training.
+
+    `x` is float32: images `[N, C, H, W]` in [0, 1], points `[N, 2]` standardized.
+    `y` is int64 `[N]` holding the original labels (3 and 5 for "mnist:3,5").
+    `class_names[i]` names the i-th smallest label present.
+    """
+
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    kind: str
+    class_names: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return int(torch.unique(self.y).numel())
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        if self.kind != "image":
+            return None
+        c, h, w = self.x.shape[1:]
+        return (int(c), int(h), int(w))
+
+    def to(self, device: str | torch.device) -> Dataset:
+        return replace(self, x=self.x.to(device), y=self.y.to(device))
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class RawSplit:
+    """What a source hands the registry before class subsetting and `limit`.
+
+    `x` is uint8 0..255 (kept compact for caching; scaled when tensors are made) or float32
+    already in final form; `y` is int64; `class_names` covers every label the source knows.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    kind: str
+    class_names: tuple[str, ...]

@@ -1,0 +1,109 @@
+"""Dataset specs ("mnist:3,5") -> Dataset: parsing, dispatch to sources, subset and limit."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import torch
+
+from moa_core.data.dataset import Dataset, DatasetError, RawSplit
+from moa_core.data.embedded import load_digits_split
+from moa_core.data.image_sets import IMAGE_SETS, load_image_split
+from moa_core.data.toy import TOY_NAMES, load_toy_split
+
+SPLITS = ("train", "test")
+
+
+def dataset_names() -> list[str]:
+    return sorted(["digits", *TOY_NAMES, *IMAGE_SETS])
+
+
+def parse_spec(spec: str) -> tuple[str, list[int] | None]:
+    """Split a spec: "mnist:3,5" -> ("mnist", [3, 5]); "digits" -> ("digits", None).
+
+    Names are case-insensitive; classes come back sorted without repeats.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise DatasetError("empty dataset spec (expected a name such as digits or mnist:3,5)")
+    name, sep, classes = spec.strip().partition(":")
+    name = name.strip().lower()
+    if name not in dataset_names():
+        raise DatasetError(f"unknown dataset '{name}' (known: {', '.join(dataset_names())})")
+    if not sep:
+        return name, None
+    parts = [part.strip() for part in classes.split(",")]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise DatasetError(
+            f"bad class list '{classes}' in '{spec.strip()}' "
+            "(expected comma-separated labels, e.g. mnist:3,5)"
+        )
+    return name, sorted({int(part) for part in parts})
+
+
+def load_dataset(
+    spec: str,
+    split: str = "train",
+    device: str | torch.device = "cpu",
+    limit: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Load `spec` on `device`; `limit` keeps a seeded random sample after the class subset.
+
+    The sample keeps the dataset's order, and the same (spec, split, limit, seed) always
+    gives the same samples. `seed` also seeds the toy sets' generators.
+    """
+    name, classes = parse_spec(spec)
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split '{split}' (use train or test)")
+    seed = _whole_number(seed, "seed", minimum=0)
+    raw = _load_raw(name, split, seed)
+    keep = _class_indices(raw, name, classes)
+    if limit is not None:
+        limit = _whole_number(limit, "limit", minimum=1)
+        if limit < keep.size:
+            keep = np.sort(np.random.default_rng(seed).permutation(keep)[:limit])
+    x = torch.from_numpy(raw.x[keep])  # fancy indexing copies: the cache stays untouched
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+    labels = raw.y[keep]
+    canonical = name if classes is None else f"{name}:{','.join(map(str, classes))}"
+    return Dataset(
+        name=canonical,
+        x=x,
+        y=torch.from_numpy(labels),
+        kind=raw.kind,
+        class_names=[raw.class_names[c] for c in np.unique(labels)],
+    ).to(device)
+
+
+def _load_raw(name: str, split: str, seed: int) -> RawSplit:
+    if name == "digits":
+        return load_digits_split(split)
+    if name in TOY_NAMES:
+        return load_toy_split(name, split, seed)
+    return load_image_split(name, split)
+
+
+def _class_indices(raw: RawSplit, name: str, classes: list[int] | None) -> np.ndarray:
+    if classes is None:
+        return np.arange(raw.y.shape[0])
+    valid = np.unique(raw.y).tolist()
+    unknown = [c for c in classes if c not in valid]
+    if unknown:
+        labels = ", ".join(
+            str(c) if raw.class_names[c] == str(c) else f"{c} ({raw.class_names[c]})" for c in valid
+        )
+        missing = ", ".join(map(str, unknown))
+        raise DatasetError(f"{name} has no class {missing} (valid labels: {labels})")
+    return np.flatnonzero(np.isin(raw.y, classes))
+
+
+def _whole_number(value: object, what: str, minimum: int) -> int:
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise DatasetError(f"{what} must be a whole number, got {value!r}") from None
+    if number < minimum or isinstance(value, bool):
+        raise DatasetError(f"{what} must be a whole number ≥ {minimum}, got {value!r}")
+    return number

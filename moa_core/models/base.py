@@ -1,0 +1,83 @@
+"""What every model family shares: a JSON-serializable config and a typed forward output.
+
+The Trainer, the checkpoint code and the pages see models only through these types, so a
+new family plugs in by registering a config class and a module (see `registry`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+
+class ConfigError(ValueError):
+    """A config dict that does not describe a valid model (one line, for the CLI and UI)."""
+
+
+@dataclass
+class ModelConfig:
+    """Base of every model config: all hyperparameters, JSON in and out (diffusers style)."""
+
+    model_type: ClassVar[str] = ""
+    in_channels: int = 1
+    image_size: int = 16
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_type": self.model_type, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from a dict, rejecting unknown keys and values of the wrong type."""
+        data = {k: v for k, v in data.items() if k != "model_type"}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(f"{cls.model_type}: unknown config key(s) {', '.join(unknown)}")
+        defaults = cls()
+        for key, value in data.items():
+            expected = type(getattr(defaults, key))
+            data[key] = coerce_value(cls.model_type, key, value, expected)
+        return cls(**data)
+
+    def with_updates(self, **updates: Any) -> ModelConfig:
+        """A copy with some fields changed, type-checked like `from_dict`."""
+        return type(self).from_dict({**self.to_dict(), **updates})
+
+
+def coerce_value(owner: str, key: str, value: Any, expected: type) -> Any:
+    """Check one setting against the type of its default; JSON gives tuples back as lists."""
+    if expected is tuple and isinstance(value, list | tuple):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+            raise ConfigError(f"{owner}: '{key}' must be a list of positive integers")
+        return tuple(value)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is bool and not isinstance(value, bool):
+        raise ConfigError(f"{owner}: '{key}' must be true or false, got {value!r}")
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"{owner}: '{key}' must be {expected.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+@dataclass
+class MixtureOutput:
+    """What every model's forward returns.
+
+    `gate_probs` is the gate-like output (MoA gate, manager, q(c|x), routing gate) that the
+    routing, latent and metric code reads for every family alike.
+    """
+
+    loss: torch.Tensor
+    gate_probs: torch.Tensor
+    latents: torch.Tensor
+    reconstructions: torch.Tensor | None = None
+    loss_terms: dict[str, torch.Tensor] = field(default_factory=dict)

@@ -1,0 +1,16 @@
+"""Score a model's clustering of a dataset: the numbers the CLI prints and the app plots."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from moa_core.analysis.outputs import collect_outputs
+from moa_core.data import Dataset
+from moa_core.metrics import clustering_scores
+
+
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 512) -> dict:
+    """ACC, NMI, ARI, clusters used and expert usage of the gate's argmax against the labels."""
+    outputs = collect_outputs(model, dataset.x, batch_size)
+    num_clusters = outputs.gate_probs.shape[1]
+    return clustering_scores(dataset.y.cpu().numpy(), outputs.clusters, num_clusters)

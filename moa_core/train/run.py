@@ -1,0 +1,75 @@
+"""One call from (model type, dataset, settings) to a trained model: the CLI, the job
+manager and the benchmarks all train through here, so they train the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from moa_core.data import Dataset, load_dataset
+from moa_core.device import resolve_device
+from moa_core.models import ModelConfig, build_model
+from moa_core.train.control import TrainingControl
+from moa_core.train.evaluate import evaluate
+from moa_core.train.setup import (
+    TrainConfig,
+    model_config_for,
+    split_overrides,
+    train_config_from,
+)
+from moa_core.train.trainer import Callback, Trainer, TrainResult
+
+
+@dataclass
+class TrainedRun:
+    model: nn.Module
+    config: ModelConfig
+    train_config: TrainConfig
+    dataset: Dataset
+    result: TrainResult
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What a saved run remembers besides its weights."""
+        return {
+            "dataset": self.dataset.name,
+            "train": self.train_config.to_dict(),
+            "metrics": {k: v for k, v in self.result.metrics.items() if k != "usage"},
+            "usage": self.result.metrics.get("usage", []),
+            "epochs_done": self.result.epochs_done,
+            "status": self.result.status,
+            "seconds": round(self.result.seconds, 3),
+        }
+
+
+def prepare(
+    model_type: str, dataset_spec: str, overrides: dict[str, Any] | None = None
+) -> tuple[nn.Module, ModelConfig, TrainConfig, Dataset]:
+    """Validate everything and build the seeded model, before any training starts."""
+    train_over, model_over = split_overrides(overrides or {})
+    train_config = train_config_from(train_over)
+    dataset = load_dataset(
+        dataset_spec, "train", limit=train_config.max_samples or None, seed=train_config.seed
+    )
+    config = model_config_for(model_type, dataset, model_over)
+    torch.manual_seed(train_config.seed)
+    return build_model(config), config, train_config, dataset
+
+
+def train_model(
+    model_type: str,
+    dataset_spec: str,
+    overrides: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
+    control: TrainingControl | None = None,
+) -> TrainedRun:
+    model, config, train_config, dataset = prepare(model_type, dataset_spec, overrides)
+    device = resolve_device(train_config.device)
+    trainer = Trainer(model, dataset, train_config, device, callbacks, control)
+    result = trainer.fit()
+    if result.epochs_done:
+        # Per-epoch metrics may use a subsample; the final figures cover every sample.
+        result.metrics = evaluate(trainer.model, trainer.data)
+    return TrainedRun(trainer.model, config, train_config, dataset, result)

@@ -1,0 +1,87 @@
+"""Turn (model type, dataset, user overrides) into configs; split `--set` keys between them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from moa_core.data import Dataset
+from moa_core.models import ConfigError, ModelConfig, config_class
+from moa_core.models.base import coerce_value
+
+
+@dataclass
+class TrainConfig:
+    """How to train, as opposed to what to train (that is the model config)."""
+
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = False
+    compile: bool = False
+    eval_limit: int = 5000
+    max_samples: int = 0  # train on at most this many samples (0: all), seeded choice
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """`['lr=0.01', 'expert_channels=[8,16]']` → dict; values are JSON where they parse."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"bad --set '{item}': expected key=value")
+        try:
+            result[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            result[key.strip()] = raw
+    return result
+
+
+def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate training keys (lr, epochs, …) from model-config keys."""
+    train = {k: v for k, v in overrides.items() if k in TRAIN_KEYS}
+    model = {k: v for k, v in overrides.items() if k not in TRAIN_KEYS}
+    return train, model
+
+
+def train_config_from(overrides: dict[str, Any], **base: Any) -> TrainConfig:
+    """A TrainConfig from keyword defaults plus user overrides, type-checked."""
+    defaults = TrainConfig()
+    merged = {**base, **overrides}
+    unknown = sorted(set(merged) - TRAIN_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}")
+    values = {
+        k: coerce_value("training", k, v, type(getattr(defaults, k))) for k, v in merged.items()
+    }
+    config = TrainConfig(**values)
+    if config.epochs < 1 or config.batch_size < 2 or config.lr <= 0:
+        raise ConfigError("training: epochs must be ≥ 1, batch_size ≥ 2 and lr > 0")
+    return config
+
+
+def model_config_for(model_type: str, dataset: Dataset, overrides: dict[str, Any]) -> ModelConfig:
+    """A model config sized for `dataset` (channels, image size, one cluster per class)."""
+    cls = config_class(model_type)
+    kind = getattr(cls, "input_kind", "image")
+    if kind != dataset.kind:
+        raise ConfigError(f"{model_type} needs {kind} data; '{dataset.name}' holds {dataset.kind}")
+    base: dict[str, Any] = {}
+    if dataset.image_shape is not None:
+        channels, height, width = dataset.image_shape
+        if height != width:
+            raise ConfigError(f"{model_type} needs square images, got {height}×{width}")
+        base.update(in_channels=channels, image_size=height)
+    if "num_clusters" in {f.name for f in dataclasses.fields(cls)}:
+        base["num_clusters"] = dataset.num_classes
+    return cls.from_dict({**base, **overrides})

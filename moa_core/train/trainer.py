@@ -1,0 +1,168 @@
+"""Model-agnostic trainer (minGPT style): epochs of index-sliced batches from a device tensor.
+
+It knows a model only through `MixtureOutput` (a loss and gate probabilities), reports
+through `TrainEvent`s to callbacks, obeys a `TrainingControl` between batches, and never
+lets a NaN/Inf loss reach the weights: it restores the last good snapshot and stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from moa_core.data import Dataset
+from moa_core.train.control import TrainingControl
+from moa_core.train.evaluate import evaluate
+from moa_core.train.setup import TrainConfig
+
+SNAPSHOT_SAMPLES = 8
+
+
+@dataclass
+class TrainEvent:
+    """One thing that happened: kind is batch | epoch | finished | stopped | failed."""
+
+    kind: str
+    epoch: int
+    step: int
+    loss: float | None = None
+    metrics: dict | None = None
+    snapshot: dict | None = None
+    message: str = ""
+
+
+Callback = Callable[[TrainEvent], None]
+
+
+@dataclass
+class TrainResult:
+    status: str
+    message: str
+    epochs_done: int
+    seconds: float
+    metrics: dict = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+
+class Trainer:
+    """Train `model` on `dataset` (moved to the model's device once, as one tensor)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        config: TrainConfig,
+        device: torch.device,
+        callbacks: list[Callback] | None = None,
+        control: TrainingControl | None = None,
+    ) -> None:
+        self.model = model.to(device)
+        self.device = device
+        self.data = dataset.to(device)
+        self.eval_data = _subsample(self.data, config.eval_limit, config.seed)
+        self.config = config
+        self.callbacks = list(callbacks or [])
+        self.control = control or TrainingControl()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        self._last_good = self._state_copy()
+        self._last_good_epoch = 0
+        self.history: list[dict] = []
+
+    def fit(self) -> TrainResult:
+        start = time.perf_counter()
+        generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        step, epoch = 0, 0
+        status, message = "finished", ""
+        for epoch in range(1, self.config.epochs + 1):
+            order = torch.randperm(len(self.data), generator=generator, device=self.device)
+            for batch in order.split(self.config.batch_size):
+                if not self.control.wait_for_turn():
+                    status, message = "stopped", f"stopped by the user in epoch {epoch}"
+                    break
+                self._apply_new_learning_rate()
+                loss = self._train_step(self.data.x[batch])
+                step += 1
+                if not np.isfinite(loss):
+                    status, message = "failed", self._restore_after_bad_loss(loss, epoch, step)
+                    break
+                self._emit(TrainEvent("batch", epoch, step, loss=loss))
+                if self.control.delay:
+                    time.sleep(self.control.delay)
+            if status != "finished":
+                break
+            self._end_epoch(epoch, step)
+        metrics = self.history[-1]["metrics"] if self.history else {}
+        seconds = time.perf_counter() - start
+        result = TrainResult(status, message, self._last_good_epoch, seconds, metrics, self.history)
+        self._emit(TrainEvent(status, epoch, step, metrics=metrics, message=message))
+        return result
+
+    def _train_step(self, x: torch.Tensor) -> float:
+        self.model.train()
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
+            loss = self.forward(x).loss
+        value = float(loss.detach())
+        if np.isfinite(value):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        return value
+
+    def _end_epoch(self, epoch: int, step: int) -> None:
+        if not _weights_finite(self.model):
+            return
+        metrics = evaluate(self.model, self.eval_data)
+        self.history.append({"epoch": epoch, "metrics": metrics})
+        self._last_good = self._state_copy()
+        self._last_good_epoch = epoch
+        self._emit(TrainEvent("epoch", epoch, step, metrics=metrics, snapshot=self.snapshot()))
+
+    def _restore_after_bad_loss(self, loss: float, epoch: int, step: int) -> str:
+        self.model.load_state_dict(self._last_good)
+        kept = f"epoch {self._last_good_epoch}" if self._last_good_epoch else "the initial weights"
+        return f"loss became {loss} at epoch {epoch}, batch {step}; kept the snapshot from {kept}"
+
+    @torch.no_grad()
+    def snapshot(self) -> dict:
+        """A few inputs with each expert's reconstruction and gate, for the live grid."""
+        self.model.eval()
+        x = self.data.x[:SNAPSHOT_SAMPLES]
+        out = self.model(x)
+        self.model.train()
+        snap = {"inputs": x.float().cpu().numpy(), "gate_probs": out.gate_probs.cpu().numpy()}
+        if out.reconstructions is not None:
+            snap["reconstructions"] = out.reconstructions.float().cpu().numpy()
+        return snap
+
+    def _apply_new_learning_rate(self) -> None:
+        lr = self.control.take_learning_rate()
+        if lr is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+
+    def _state_copy(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _emit(self, event: TrainEvent) -> None:
+        for callback in self.callbacks:
+            callback(event)
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    return all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _subsample(dataset: Dataset, limit: int, seed: int) -> Dataset:
+    """At most `limit` samples for per-epoch metrics, so big datasets stay responsive."""
+    if len(dataset) <= limit:
+        return dataset
+    generator = torch.Generator().manual_seed(seed)
+    keep = torch.randperm(len(dataset), generator=generator)[:limit].to(dataset.x.device)
+    return dataclasses.replace(dataset, x=dataset.x[keep], y=dataset.y[keep])
