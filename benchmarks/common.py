@@ -1,0 +1,49 @@
+"""Shared timing and reporting helpers for the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from moa_core.device import describe_device, resolve_device
+
+
+def device() -> torch.device:
+    return resolve_device("auto")
+
+
+def device_label() -> str:
+    return describe_device(device())
+
+
+def seconds_per_call(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    """Median wall time of `fn` over `repeats` calls, after warm-up, synchronizing the GPU."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync()
+        start = time.perf_counter()
+        fn()
+        _sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.fmean(values), 4), "std": round(std, 4), "n": len(values)}
+
+
+def emit(record: dict) -> dict:
+    print(json.dumps(record), flush=True)
+    return record

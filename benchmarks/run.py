@@ -1,0 +1,30 @@
+"""`python -m benchmarks.run [NAME ...]`: run the named benchmarks (all by default)."""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import expert_bank, moa_vs_moa_plus, umap_time
+
+BENCHMARKS = {
+    "expert_bank": expert_bank.run,
+    "moa_vs_moa_plus": moa_vs_moa_plus.run,
+    "umap_time": umap_time.run,
+}
+
+
+def main(names: list[str]) -> int:
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(
+            f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}",
+            file=sys.stderr,
+        )
+        return 2
+    for name in names or list(BENCHMARKS):
+        BENCHMARKS[name]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
