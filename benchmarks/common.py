@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -42,6 +43,11 @@ def _sync() -> None:
 def mean_std(values: list[float]) -> dict[str, float]:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
     return {"mean": round(statistics.fmean(values), 4), "std": round(std, 4), "n": len(values)}
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr so stdout stays one JSON line per benchmark."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def emit(record: dict) -> dict:

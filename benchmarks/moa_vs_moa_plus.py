@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from benchmarks.common import device_label, emit, mean_std
+from benchmarks.common import device_label, emit, mean_std, progress
 from moa_core.data import DatasetError, load_dataset
 from moa_core.train.run import train_model
 
@@ -38,6 +38,7 @@ def run_case(spec: str, settings: dict) -> dict:
         for model in ("moa", "moa_plus"):
             result = train_model(model, spec, {**settings, "seed": seed}).result
             scores[model].append(result.metrics["nmi"])
+            progress(f"{spec} seed {seed} {model}: NMI {result.metrics['nmi']:.3f}")
             used[model].append(result.metrics["clusters_used"])
         scores["kmeans"].append(kmeans_nmi(spec, settings, seed))
     summary = {name: mean_std(values) for name, values in scores.items()}

@@ -54,7 +54,11 @@ def runs_dir() -> Path:
 
 
 def max_file_bytes() -> int:
-    return int(float(os.environ.get("MOA_MAX_CHECKPOINT_MB", DEFAULT_MAX_FILE_MB)) * 2**20)
+    raw = os.environ.get("MOA_MAX_CHECKPOINT_MB", DEFAULT_MAX_FILE_MB)
+    try:
+        return int(float(raw) * 2**20)
+    except ValueError:
+        raise CheckpointError(f"MOA_MAX_CHECKPOINT_MB must be a number, got {raw!r}") from None
 
 
 def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, meta: dict) -> Path:
@@ -89,7 +93,9 @@ def read_header(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path.name}: no such checkpoint file")
     size = path.stat().st_size
     if size > max_file_bytes():
-        raise CheckpointError(f"{path.name}: {size / 2**20:.0f} MiB exceeds the size limit")
+        raise CheckpointError(
+            f"{path.name}: {size:,} bytes exceeds the {max_file_bytes():,}-byte size limit"
+        )
     with path.open("rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
@@ -116,26 +122,37 @@ def _check_offsets(name: str, header: dict, data_bytes: int) -> None:
         if key == "__metadata__":
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2):
+        if not (isinstance(offsets, list) and len(offsets) == 2 and _naturals(offsets)):
             raise CheckpointError(f"{name}: tensor '{key}' has no valid data offsets")
-        end = max(end, int(offsets[1]))
+        if not _naturals(info.get("shape")):
+            raise CheckpointError(f"{name}: tensor '{key}' has no valid shape")
+        end = max(end, offsets[1])
     if end != data_bytes:
         raise CheckpointError(
             f"{name}: truncated or padded ({data_bytes} data bytes, {end} needed)"
         )
 
 
+def _naturals(values: Any) -> bool:
+    """A list of non-negative ints (JSON true/false excluded)."""
+    return isinstance(values, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values
+    )
+
+
 def read_metadata(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config dict, meta dict) from a checkpoint's header, no tensors read."""
     header = read_header(path)
     metadata = header.get("__metadata__") or {}
-    if CONFIG_KEY not in metadata:
+    if not isinstance(metadata, dict) or CONFIG_KEY not in metadata:
         raise CheckpointError(f"{Path(path).name}: no Mixture Lab config in the metadata")
     try:
         config = json.loads(metadata[CONFIG_KEY])
         meta = json.loads(metadata.get(META_KEY, "{}"))
-    except json.JSONDecodeError:
+    except (TypeError, json.JSONDecodeError):
         raise CheckpointError(f"{Path(path).name}: metadata is not valid JSON") from None
+    if not (isinstance(config, dict) and isinstance(meta, dict)):
+        raise CheckpointError(f"{Path(path).name}: metadata is not a JSON object")
     return config, meta
 
 

@@ -21,7 +21,7 @@ from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
 from moa_core.train.run import train_model
-from moa_core.train.setup import parse_assignments
+from moa_core.train.setup import check_dataset_fits, parse_assignments
 
 RESULT_KEYS = ("acc", "nmi", "ari", "clusters_used")
 
@@ -41,9 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model and save a checkpoint")
     train.add_argument("model", help="model type, e.g. moa or moa_plus")
     train.add_argument("--dataset", required=True, help="e.g. digits, mnist, mnist:3,5")
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    # No argparse defaults here: TrainConfig's apply, and a `--set epochs=…` is not overridden.
+    train.add_argument("--epochs", type=int, help="default 30")
+    train.add_argument("--seed", type=int, help="default 0")
+    train.add_argument("--device", help="auto (default), cpu or cuda")
     train.add_argument("--out", type=Path, help="checkpoint path (default: a new run in runs/)")
     train.add_argument(
         "--set",
@@ -69,11 +70,10 @@ def _scores(metrics: dict) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
+    flags = {"epochs": args.epochs, "seed": args.seed, "device": args.device}
     overrides = {
         **parse_assignments(args.set),
-        "epochs": args.epochs,
-        "seed": args.seed,
-        "device": args.device,
+        **{key: value for key, value in flags.items() if value is not None},
     }
     run = train_model(args.model, args.dataset, overrides)
     if run.result.status == "failed":
@@ -105,6 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     same_data = args.dataset is None and args.split == "train"
     limit = train.get("max_samples") or None if same_data else None
     dataset = load_dataset(spec, args.split, limit=limit, seed=train.get("seed", 0))
+    check_dataset_fits(loaded.config, dataset)
     metrics = evaluate(loaded.model, dataset.to(device))
     seconds = round(time.perf_counter() - start, 2)
     return {

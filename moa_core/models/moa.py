@@ -7,10 +7,14 @@ gate probabilities by the minimax weights A = P Γ⁻¹, Γ = PᵀP (paper 000).
 Which MoA+ objective trains: paper 000 gives the minimax-weighted loss Σ a_ik‖X_i − X̂_ik‖²
 and its bound  ‖Γ⁻¹‖_F · ‖(Σ_i p_ik‖X_i − X̂_ik‖²)_k‖₂  (paper 000, the inequality after the
 definition of A; ‖Γ⁻¹‖_F² = Σ_k 1/λ_k² for the symmetric Γ). Both are selectable through
-`MoAPlusConfig.objective`; the default is the one that reproduces the paper's contrast
-(measured by `benchmarks/moa_vs_moa_plus.py`, see benchmarks/RESULTS.md): minimizing the bound
-drives every eigenvalue λ_k of Γ up, which only balanced, confident gates achieve, while the
-plain weighted sum has negative weights a_ik that reward error and can still collapse.
+`MoAPlusConfig.objective`. The default is the bound, because it reproduces the paper's
+contrast and the weighted sum does not (digits, M=10, seed 0: the weighted sum collapses
+to one expert with NMI 0.0, the bound keeps all ten with NMI ≈ 0.73; see
+benchmarks/RESULTS.md). Minimizing the bound drives every eigenvalue λ_k of Γ up, which
+only balanced, confident gates achieve; the weighted sum has negative weights a_ik that
+reward error on some samples and lets one expert take everything. Note: the inequality is
+a true upper bound for M = 2 (the paper's setting); for M ≥ 3 it can fail on some P, so
+for larger M the "bound" is a balancing surrogate, not a guarantee.
 """
 
 from __future__ import annotations
@@ -42,6 +46,18 @@ class MoAConfig(ModelConfig):
     def __post_init__(self) -> None:
         if self.num_clusters < 1 or self.latent_dim < 1:
             raise ConfigError(f"{self.model_type}: num_clusters and latent_dim must be ≥ 1")
+        if self.in_channels < 1 or self.image_size < 1:
+            raise ConfigError(f"{self.model_type}: in_channels and image_size must be ≥ 1")
+        # Checked here, not only in the bank, so a bad `--set` is a one-line ConfigError.
+        for key in ("expert_channels", "gate_channels"):
+            depth = len(getattr(self, key))
+            if depth == 0:
+                raise ConfigError(f"{self.model_type}: '{key}' needs at least one layer width")
+            if self.image_size % 2**depth:
+                raise ConfigError(
+                    f"{self.model_type}: image size {self.image_size} is not divisible by "
+                    f"{2**depth}, as {depth} stride-2 layers in '{key}' need"
+                )
 
 
 @dataclass
@@ -50,7 +66,7 @@ class MoAPlusConfig(MoAConfig):
 
     model_type: ClassVar[str] = "moa_plus"
     objective: str = "bound"
-    gamma_eps: float = 1e-3
+    gamma_eps: float = 1e-2
 
     def __post_init__(self) -> None:
         super().__post_init__()

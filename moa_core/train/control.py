@@ -21,9 +21,14 @@ class TrainingControl:
         self._speed_delay = 0.0
 
     def pause(self) -> None:
+        with self._lock:
+            self._pending_steps = 0  # a pause cancels what is left of a step
         self._running.clear()
 
     def resume(self) -> None:
+        """Run on freely; steps still pending from `step` no longer pause it later."""
+        with self._lock:
+            self._pending_steps = 0
         self._running.set()
 
     def step(self, batches: int = 1) -> None:

@@ -17,8 +17,9 @@ class TrainConfig:
     """How to train, as opposed to what to train (that is the model config)."""
 
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 2e-3
+    lr_schedule: str = "cosine"  # cosine: anneal to 0 so the last epochs settle; or constant
     seed: int = 0
     device: str = "auto"
     bf16: bool = False
@@ -30,6 +31,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+LR_SCHEDULES = ("cosine", "constant")
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
@@ -67,6 +69,10 @@ def train_config_from(overrides: dict[str, Any], **base: Any) -> TrainConfig:
     config = TrainConfig(**values)
     if config.epochs < 1 or config.batch_size < 2 or config.lr <= 0:
         raise ConfigError("training: epochs must be ≥ 1, batch_size ≥ 2 and lr > 0")
+    if config.eval_limit < 1 or config.max_samples < 0:
+        raise ConfigError("training: eval_limit must be ≥ 1 and max_samples ≥ 0 (0: all)")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"training: lr_schedule must be one of {', '.join(LR_SCHEDULES)}")
     return config
 
 
@@ -84,4 +90,23 @@ def model_config_for(model_type: str, dataset: Dataset, overrides: dict[str, Any
         base.update(in_channels=channels, image_size=height)
     if "num_clusters" in {f.name for f in dataclasses.fields(cls)}:
         base["num_clusters"] = dataset.num_classes
-    return cls.from_dict({**base, **overrides})
+    config = cls.from_dict({**base, **overrides})
+    check_dataset_fits(config, dataset)
+    return config
+
+
+def check_dataset_fits(config: ModelConfig, dataset: Dataset) -> None:
+    """ConfigError unless `dataset` has the kind, channels and image size `config` expects."""
+    kind = getattr(type(config), "input_kind", "image")
+    if kind != dataset.kind:
+        raise ConfigError(
+            f"{config.model_type} needs {kind} data; '{dataset.name}' holds {dataset.kind}"
+        )
+    if dataset.image_shape is not None:
+        channels, height, width = dataset.image_shape
+        want = (config.in_channels, config.image_size, config.image_size)
+        if (channels, height, width) != want:
+            raise ConfigError(
+                f"{config.model_type} expects {want[0]}×{want[1]}×{want[2]} images; "
+                f"'{dataset.name}' holds {channels}×{height}×{width}"
+            )

@@ -8,6 +8,7 @@ lets a NaN/Inf loss reach the weights: it restores the last good snapshot and st
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,12 +74,14 @@ class Trainer:
         self.forward = torch.compile(self.model) if config.compile else self.model
         self._last_good = self._state_copy()
         self._last_good_epoch = 0
+        self.base_lr = config.lr
         self.history: list[dict] = []
 
     def fit(self) -> TrainResult:
         start = time.perf_counter()
         generator = torch.Generator(device=self.device).manual_seed(self.config.seed)
         step, epoch = 0, 0
+        total_steps = self.config.epochs * -(-len(self.data) // self.config.batch_size)
         status, message = "finished", ""
         for epoch in range(1, self.config.epochs + 1):
             order = torch.randperm(len(self.data), generator=generator, device=self.device)
@@ -86,7 +89,7 @@ class Trainer:
                 if not self.control.wait_for_turn():
                     status, message = "stopped", f"stopped by the user in epoch {epoch}"
                     break
-                self._apply_new_learning_rate()
+                self._set_learning_rate(step / total_steps)
                 loss = self._train_step(self.data.x[batch])
                 step += 1
                 if not np.isfinite(loss):
@@ -141,11 +144,16 @@ class Trainer:
             snap["reconstructions"] = out.reconstructions.float().cpu().numpy()
         return snap
 
-    def _apply_new_learning_rate(self) -> None:
-        lr = self.control.take_learning_rate()
-        if lr is not None:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+    def _set_learning_rate(self, progress: float) -> None:
+        """Base rate (the user may change it mid-run) times the schedule at `progress` ∈ [0, 1)."""
+        new_base = self.control.take_learning_rate()
+        if new_base is not None:
+            self.base_lr = new_base
+        factor = 1.0
+        if self.config.lr_schedule == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.base_lr * factor
 
     def _state_copy(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
