@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny import TINY
 
 import moa_core
 from moa_core import checkpoint
@@ -32,26 +33,6 @@ from moa_core.cli import main
 from moa_core.models import build_model
 from moa_core.models.moa import MoAPlusConfig
 from moa_core.train.run import TrainedRun, train_model
-
-TINY = {
-    "max_samples": 200,
-    "batch_size": 50,
-    "expert_channels": [4, 8],
-    "gate_channels": [4, 8],
-    "latent_dim": 4,
-    "num_clusters": 3,
-    "device": "cpu",
-    "epochs": 1,
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on 2 shared cores run far faster (and steadier) on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)

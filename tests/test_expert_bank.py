@@ -8,15 +8,6 @@ import torch
 from moa_core.blocks.expert_bank import ConvAutoencoderBank, ConvGate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on 2 shared cores run far faster (and steadier) on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _bank(m: int = 3, c: int = 1, size: int = 16, seed: int = 0) -> ConvAutoencoderBank:
     torch.manual_seed(seed)
     return ConvAutoencoderBank(m, c, size, (4, 8), latent_dim=5)

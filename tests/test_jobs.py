@@ -6,31 +6,13 @@ import math
 import threading
 
 import pytest
-import torch
+from tiny import TINY as TINY_BASE
 
 from moa_core.train.jobs import JobManager, JobSpec, job_manager
 from moa_core.train.trainer import SNAPSHOT_SAMPLES
 
 N, BATCH = 200, 50
-TINY = {
-    "max_samples": N,
-    "batch_size": BATCH,
-    "expert_channels": [4, 8],
-    "gate_channels": [4, 8],
-    "latent_dim": 4,
-    "num_clusters": 3,
-    "device": "cpu",
-    "epochs": 2,
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on 2 shared cores run far faster (and steadier) on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TINY = {**TINY_BASE, "max_samples": N, "batch_size": BATCH, "epochs": 2}
 
 
 @pytest.fixture

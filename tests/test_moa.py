@@ -26,15 +26,6 @@ P = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
 E = np.array([[0.10, 0.50], [0.40, 0.05], [0.20, 0.30], [0.60, 0.10]])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on 2 shared cores run far faster (and steadier) on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _t(a: np.ndarray) -> torch.Tensor:
     return torch.tensor(a, dtype=torch.float64)
 

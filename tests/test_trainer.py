@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from tiny import TINY_MODEL
 
 from moa_core.metrics import clustering_scores
 from moa_core.models import ConfigError
@@ -18,24 +19,7 @@ from moa_core.train.trainer import SNAPSHOT_SAMPLES, Trainer, TrainEvent
 
 N = 240
 BATCH = 48  # 5 batches per epoch
-TINY = {
-    "max_samples": N,
-    "batch_size": BATCH,
-    "expert_channels": [4, 8],
-    "gate_channels": [4, 8],
-    "latent_dim": 4,
-    "num_clusters": 3,
-    "device": "cpu",
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs on 2 shared cores run far faster (and steadier) on one intra-op thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+TINY = {**TINY_MODEL, "max_samples": N, "batch_size": BATCH, "device": "cpu"}
 
 
 def _trainer(

@@ -1,0 +1,37 @@
+"""Mixture Lab: `streamlit run app.py`. Routes to the pages and shows the device in the sidebar."""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit as st
+
+from moa_core.analysis.embedding import warm_up
+from moa_core.device import describe_device, resolve_device
+
+
+@st.cache_resource(show_spinner=False)
+def umap_warm_up() -> threading.Thread:
+    """Compile umap's numba kernels once per process, in the background, at start-up."""
+    thread = threading.Thread(target=warm_up, name="umap-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+@st.cache_resource(show_spinner=False)
+def device_label() -> str:
+    return describe_device(resolve_device("auto"))
+
+
+st.set_page_config(page_title="Mixture Lab", page_icon=":material/hub:", layout="wide")
+umap_warm_up()
+page = st.navigation(
+    [
+        st.Page(
+            "app_pages/train.py", title="Train", icon=":material/model_training:", default=True
+        ),
+        st.Page("app_pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    ]
+)
+st.sidebar.markdown(f"**Device:** {device_label()}")
+page.run()

@@ -1,0 +1,273 @@
+"""Train: pick data, model and settings; watch loss, scores, usage and reconstructions live."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from moa_core import ui_state
+from moa_core.checkpoint import save_run
+from moa_core.data import data_dir
+from moa_core.lessons import lesson_text, lesson_title
+from moa_core.train.jobs import Job, job_manager
+from moa_core.viz.images import reconstruction_grid
+from moa_core.viz.training import loss_figure, metrics_figure, usage_figure
+
+POLL_SECONDS = 1.0
+JOBS = "train_job_ids"  # session key: ids of this browser session's jobs in the job manager
+PREFIX = "train_"  # widget keys are PREFIX + TrainSettings field names
+GRID_WIDTH, GRID_HEIGHT = 480, 400  # pixel box the reconstruction grid is scaled into
+
+manager = job_manager()
+
+
+def session_jobs() -> list[Job]:
+    return [manager.jobs[i] for i in st.session_state.get(JOBS, []) if i in manager.jobs]
+
+
+def active_jobs() -> list[Job]:
+    return [job for job in session_jobs() if ui_state.is_active(job)]
+
+
+# Button callbacks run before the script, so the same run already draws their effect.
+def start() -> None:
+    settings = ui_state.TrainSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
+    jobs = [manager.submit(spec) for spec in settings.job_specs()]
+    for job in jobs:
+        job.control.set_delay(st.session_state.get("train_delay", 0.0))
+    st.session_state[JOBS] = [job.id for job in jobs]
+
+
+def control(action: str) -> None:
+    for job in active_jobs():
+        if action == "stop":
+            manager.cancel(job)
+        else:
+            getattr(job.control, action)()
+
+
+def reset() -> None:
+    control("stop")
+    st.session_state[JOBS] = []
+
+
+def apply_learning_rate() -> None:
+    for job in active_jobs():
+        job.control.set_learning_rate(float(st.session_state[f"{PREFIX}lr"]))
+
+
+def apply_delay() -> None:
+    for job in active_jobs():
+        job.control.set_delay(float(st.session_state["train_delay"]))
+
+
+def save(job_id: int) -> None:
+    run = manager.jobs[job_id].state.run
+    try:
+        path = save_run(run.model, run.config, run.checkpoint_meta())
+        st.session_state[f"train_saved_{job_id}"] = ("success", f"Saved as run: `{path}`")
+    except OSError as err:
+        st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {err}")
+
+
+@st.cache_data(ttl=60, show_spinner="Checking the dataset…")
+def dataset_problem(spec: str, folder: str) -> str | None:
+    """One-line reason why `spec` cannot load (cached per data folder), or None."""
+    del folder  # part of the cache key only: a different MOA_DATA_DIR may hold the files
+    return ui_state.check_dataset(spec)
+
+
+def settings_panel(locked: bool) -> str | None:
+    """The widgets; returns the dataset's problem (one line) or None."""
+    pair = ui_state.compare_pair()
+    datasets = ui_state.image_datasets()
+    models = ui_state.image_model_types()
+    default = ui_state.TrainSettings()  # every widget starts at these values
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns(4)
+        c1.selectbox(
+            "Dataset",
+            datasets,
+            index=datasets.index(default.dataset),
+            key=f"{PREFIX}dataset",
+            disabled=locked,
+        )
+        c2.text_input(
+            "Classes",
+            key=f"{PREFIX}classes",
+            placeholder="all, or e.g. 3,5",
+            disabled=locked,
+            help="Train on a subset of the labels, e.g. 3,5 for two digits.",
+        )
+        compare = c4.toggle(
+            "Compare",
+            key=f"{PREFIX}compare",
+            disabled=locked or pair is None,
+            help="Train two models side by side on the same data, seed and M.",
+        )
+        if compare and pair:
+            c3.markdown(f"**Models**  \n{pair[0]} vs {pair[1]}")
+        else:
+            index = models.index(default.model_type) if default.model_type in models else 0
+            c3.selectbox("Model", models, index=index, key=f"{PREFIX}model_type", disabled=locked)
+        c1, c2, c3, c4, c5 = st.columns(5)
+        c1.number_input(
+            "M (experts)",
+            1,
+            30,
+            default.num_clusters,
+            key=f"{PREFIX}num_clusters",
+            disabled=locked,
+        )
+        c2.number_input("Epochs", 1, 500, default.epochs, key=f"{PREFIX}epochs", disabled=locked)
+        c3.number_input(
+            "Batch size", 2, 4096, default.batch_size, key=f"{PREFIX}batch_size", disabled=locked
+        )
+        c4.number_input(
+            "Max samples",
+            0,
+            1_000_000,
+            default.max_samples,
+            step=100,
+            key=f"{PREFIX}max_samples",
+            disabled=locked,
+            help="Train on a seeded random subset; 0 = all samples.",
+        )
+        c5.number_input("Seed", 0, 1_000_000, default.seed, key=f"{PREFIX}seed", disabled=locked)
+        c1, c2, c3 = st.columns([2, 1, 3])
+        c1.number_input(
+            "Learning rate",
+            1e-4,
+            1.0,
+            default.lr,
+            step=5e-4,
+            format="%.4f",
+            key=f"{PREFIX}lr",
+            on_change=apply_learning_rate,
+            help="The base rate; it can be changed while training runs.",
+        )
+        c2.selectbox(
+            "LR schedule",
+            ui_state.SCHEDULES,
+            index=ui_state.SCHEDULES.index(default.lr_schedule),
+            key=f"{PREFIX}lr_schedule",
+            disabled=locked,
+            help="cosine: the rate anneals from the base rate to 0 over the run.",
+        )
+        c3.slider(
+            "Slow down (seconds per batch)",
+            0.0,
+            1.0,
+            0.0,
+            step=0.05,
+            key="train_delay",
+            on_change=apply_delay,
+            help="Speed control: watch training step by step.",
+        )
+    spec = ui_state.dataset_spec(
+        st.session_state[f"{PREFIX}dataset"], st.session_state[f"{PREFIX}classes"]
+    )
+    problem = dataset_problem(spec, str(data_dir()))
+    if problem:
+        st.error(problem)
+    return problem
+
+
+def buttons(jobs: list[Job], active: bool, problem: str | None) -> None:
+    cols = st.columns(6)
+    cols[0].button("Start", on_click=start, disabled=active or bool(problem), type="primary")
+    cols[1].button("Pause", on_click=control, args=("pause",), disabled=not active)
+    cols[2].button("Resume", on_click=control, args=("resume",), disabled=not active)
+    cols[3].button(
+        "Step",
+        on_click=control,
+        args=("step",),
+        disabled=not active,
+        help="Run one batch, then pause.",
+    )
+    cols[4].button("Stop", on_click=control, args=("stop",), disabled=not active)
+    cols[5].button("Reset", on_click=reset, disabled=not jobs)
+
+
+def job_header(job: Job, view: dict) -> None:
+    status = ui_state.job_status(job, view, manager.queue_position(job))
+    st.markdown(f"**{job.spec.label}** on `{job.spec.dataset}`")
+    getattr(st, status.level)(status.text)
+    st.progress(status.progress, text=f"epoch {status.epochs_done}/{status.epochs_total}")
+
+
+def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:
+    history, snapshot = view["epochs"], view["snapshot"]
+    if not history:
+        usage_slot.caption("Expert usage and reconstructions appear after the first epoch.")
+    else:
+        usage = usage_figure({job.spec.label: history[-1]["usage"]})
+        usage_slot.plotly_chart(usage, key=f"usage_{job.id}")
+    if snapshot and "reconstructions" in snapshot:
+        rows, experts, _, height, width = snapshot["reconstructions"].shape
+        fit = min(GRID_WIDTH // ((experts + 1) * width), GRID_HEIGHT // (rows * height))
+        scale = max(1, min(8, fit))
+        grid = reconstruction_grid(
+            snapshot["inputs"], snapshot["reconstructions"], snapshot["gate_probs"], scale, gap=2
+        )
+        grid_slot.caption(
+            "Reconstructions: input on the left, then experts 1…M; "
+            "green frame: the expert the gate picks."
+        )
+        grid_slot.image(grid, width=grid.shape[1])
+
+
+def job_results(job: Job) -> None:
+    metrics = ui_state.final_metrics(job)
+    if metrics is None:
+        return
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("ACC", f"{metrics['acc']:.3f}")
+    c2.metric("NMI", f"{metrics['nmi']:.3f}")
+    c3.metric("ARI", f"{metrics['ari']:.3f}")
+    c4.metric("Clusters used", f"{metrics['clusters_used']}/{len(metrics['usage'])}")
+    saved = st.session_state.get(f"train_saved_{job.id}")
+    if saved:
+        level, text = saved
+        getattr(st, level)(text)
+    else:
+        st.button("Save as run", key=f"save_{job.id}", on_click=save, args=(job.id,))
+
+
+def live_view(was_active: bool) -> None:
+    """Polled every POLL_SECONDS while a job runs (a fragment): redraws from `job.state`."""
+    jobs = session_jobs()
+    if not jobs:
+        st.info("Choose the settings above and press **Start**.")
+        return
+    views = {job.id: job.state.view() for job in jobs}
+    if was_active and not any(ui_state.is_active(job) for job in jobs):
+        st.rerun()  # full rerun: stops the polling and unlocks the settings
+    for job, col in zip(jobs, st.columns(len(jobs)), strict=True):
+        with col:
+            job_header(job, views[job.id])
+    left, right = st.columns(2)
+    left.plotly_chart(
+        loss_figure({job.spec.label: views[job.id]["losses"] for job in jobs}), key="loss"
+    )
+    right.plotly_chart(
+        metrics_figure({job.spec.label: views[job.id]["epochs"] for job in jobs}), key="scores"
+    )
+    if len(jobs) == 1:
+        usage_slot, grid_slot = st.columns(2)
+        job_experts(jobs[0], views[jobs[0].id], usage_slot, grid_slot)
+        job_results(jobs[0])
+        return
+    for job, col in zip(jobs, st.columns(len(jobs)), strict=True):
+        with col:
+            job_experts(job, views[job.id], st.container(), st.container())
+            job_results(job)
+
+
+st.title("Train")
+with st.expander(lesson_title("train")):
+    st.markdown(lesson_text("train"))
+jobs = session_jobs()
+active = any(ui_state.is_active(job) for job in jobs)
+problem = settings_panel(locked=active)
+buttons(jobs, active, problem)
+st.fragment(run_every=POLL_SECONDS if active else None)(live_view)(was_active=active)

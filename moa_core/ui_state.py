@@ -1,0 +1,148 @@
+"""What the Train page needs that is not Streamlit: the choices it offers, the job specs it
+submits, and a one-line status per job. Kept here so pages stay widgets → calls → figures
+and so this logic is testable without a browser.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from moa_core.data import DatasetError, dataset_names, load_dataset
+from moa_core.data.toy import TOY_NAMES
+from moa_core.models import config_class, model_types
+from moa_core.train.jobs import Job, JobSpec
+from moa_core.train.setup import LR_SCHEDULES, TrainConfig
+
+# Compare mode teaches paper 000's contrast: the vanilla mixture collapses, the minimax one
+# stays balanced. The page never names models; it asks for this pair.
+COMPARE_PAIR = ("moa", "moa_plus")
+ACTIVE_STATUSES = ("queued", "running")
+SCHEDULES = LR_SCHEDULES
+_TRAIN_DEFAULTS = TrainConfig()
+
+
+def image_datasets() -> list[str]:
+    """Dataset names whose samples are images (the toy 2-D point sets are left out)."""
+    return [name for name in dataset_names() if name not in TOY_NAMES]
+
+
+def image_model_types() -> list[str]:
+    """Registered model types whose config takes images (`input_kind == "image"`)."""
+    return [t for t in model_types() if getattr(config_class(t), "input_kind", "") == "image"]
+
+
+def compare_pair() -> tuple[str, str] | None:
+    """The two model types compare mode trains, or None when one is not registered."""
+    return COMPARE_PAIR if set(COMPARE_PAIR) <= set(image_model_types()) else None
+
+
+def dataset_spec(name: str, classes: str = "") -> str:
+    """('digits', '3, 5') → 'digits:3,5'; empty classes → all of them."""
+    parts = [part.strip() for part in classes.replace(";", ",").split(",") if part.strip()]
+    return f"{name}:{','.join(parts)}" if parts else name
+
+
+def check_dataset(spec: str) -> str | None:
+    """None when `spec` loads, else the one-line reason (missing files, bad class list)."""
+    try:
+        load_dataset(spec, "train", limit=1)
+    except DatasetError as err:
+        return str(err)
+    return None
+
+
+@dataclass
+class TrainSettings:
+    """The Train page's widgets, as plain values; defaults are the page's starting values.
+
+    Fewer epochs than `TrainConfig` (10, not 30): a class watches it live.
+    """
+
+    dataset: str = "digits"
+    classes: str = ""
+    model_type: str = "moa_plus"
+    num_clusters: int = 10
+    lr: float = _TRAIN_DEFAULTS.lr
+    lr_schedule: str = _TRAIN_DEFAULTS.lr_schedule
+    epochs: int = 10
+    seed: int = 0
+    batch_size: int = _TRAIN_DEFAULTS.batch_size
+    max_samples: int = 0
+    compare: bool = False
+
+    @property
+    def spec(self) -> str:
+        return dataset_spec(self.dataset, self.classes)
+
+    def overrides(self) -> dict[str, Any]:
+        """Training and model keys for `JobSpec.overrides` (see `train.setup.TrainConfig`)."""
+        return {
+            "epochs": int(self.epochs),
+            "batch_size": int(self.batch_size),
+            "lr": float(self.lr),
+            "lr_schedule": str(self.lr_schedule),
+            "seed": int(self.seed),
+            "max_samples": int(self.max_samples),
+            "num_clusters": int(self.num_clusters),
+        }
+
+    def job_specs(self) -> list[JobSpec]:
+        """One spec, or in compare mode one per model of the pair: same data, seed and M."""
+        pair = compare_pair()
+        types = list(pair) if self.compare and pair else [self.model_type]
+        return [JobSpec(t, self.spec, self.overrides(), label=t) for t in types]
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], prefix: str = "") -> TrainSettings:
+        """Fields read from `values[prefix + name]` (e.g. `st.session_state`); others ignored."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: values[prefix + n] for n in names if prefix + n in values})
+
+
+@dataclass
+class JobStatus:
+    """What the page prints about one job: how loud (st.info/success/warning/error) and what."""
+
+    level: str
+    text: str
+    epochs_done: int
+    epochs_total: int
+
+    @property
+    def progress(self) -> float:
+        return min(1.0, self.epochs_done / self.epochs_total) if self.epochs_total else 0.0
+
+
+def is_active(job: Job) -> bool:
+    return job.status in ACTIVE_STATUSES
+
+
+def job_status(job: Job, view: dict[str, Any], queue_position: int | None) -> JobStatus:
+    """One line per job: queue position, epoch counter, or how it ended and why."""
+    total = int(job.spec.overrides.get("epochs", 0))
+    done = len(view["epochs"])
+    step = view["losses"][-1][0] if view["losses"] else 0
+    status, message = view["status"], view["message"]
+    counter = f"epoch {done}/{total} done, step {step}"
+    if status == "queued":
+        where = f"position {queue_position}" if queue_position else "starting"
+        return JobStatus("info", f"waiting in the queue ({where})", done, total)
+    if status == "running":
+        state = "paused" if job.control.paused else "running"
+        return JobStatus("info", f"{state} — {counter}", done, total)
+    if status == "finished":
+        run = job.state.run
+        seconds = f" in {run.result.seconds:.1f} s" if run is not None else ""
+        return JobStatus("success", f"finished — {done} epochs{seconds}", done, total)
+    level = "error" if status == "failed" else "warning"
+    return JobStatus(level, f"{status} — {message or counter}", done, total)
+
+
+def final_metrics(job: Job) -> dict[str, Any] | None:
+    """Scores over the whole training set once a job has ended with at least one epoch."""
+    run = job.state.run
+    if not job.done or run is None or not run.result.epochs_done:
+        return None
+    return run.result.metrics

@@ -1,0 +1,198 @@
+"""The real app in Debian's Chromium: pages load, training redraws live, hover shows images."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 90  # seconds for `streamlit run` to answer its health check
+RENDER_TIMEOUT_MS = 180_000  # the first Latent page waits for UMAP's compile and a model pass
+SCATTER = 'iframe[title="Latent space scatter"]'
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def app_url(saved_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`streamlit run app.py` on a free local port, with one saved run in its registry."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "MOA_RUNS_DIR": str(saved_run_dir), "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--server.headless", "true", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, app_url: str) -> Iterator:
+    context = browser.new_context(viewport={"width": 1400, "height": 1800}, base_url=app_url)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
+
+
+def assert_no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.locator("body").inner_text()
+
+
+def number_input(page, label: str, value: int) -> None:
+    field = page.locator(f'input[aria-label="{label}"]')
+    field.fill(str(value))
+    field.press("Enter")
+    sync_api.expect(field).to_have_value(str(value))
+
+
+def test_every_page_loads_without_exceptions(page) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="Start").wait_for()
+    assert "Device:" in page.locator('[data-testid="stSidebar"]').inner_text()
+    page.get_by_text("Lesson:").first.click()  # open the lesson: its formulas must typeset
+    page.locator(".katex").first.wait_for()
+    assert page.locator(".katex-error").count() == 0
+    assert_no_exception(page)
+
+    page.get_by_role("link", name="Latent space").click()
+    page.wait_for_selector(SCATTER, timeout=RENDER_TIMEOUT_MS)
+    assert page.get_by_text("NMI").count() >= 1
+    assert_no_exception(page)
+
+
+def test_latent_hover_shows_the_image_and_selection_shows_a_grid(page) -> None:
+    page.goto("/latent")  # a deep link as the first request works too
+    page.wait_for_selector(SCATTER, timeout=RENDER_TIMEOUT_MS)
+    frame = page.frame_locator(SCATTER)
+    points = frame.locator("path.point")
+    points.first.wait_for()
+    assert points.count() == 300  # the saved run's 300 training samples
+    box = points.nth(points.count() // 2).bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    hovered = frame.locator("#moa-hover-img")
+    sync_api.expect(hovered).to_have_attribute("src", re.compile(r"^data:image/png;base64,"))
+    assert "expert" in frame.locator("#moa-hover-caption").inner_text()
+
+    plot = frame.locator(".nsewdrag").first.bounding_box()  # box-select the whole plot area
+    page.mouse.move(plot["x"] + 2, plot["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2, steps=5)
+    page.mouse.move(plot["x"] + plot["width"] - 2, plot["y"] + plot["height"] - 2, steps=5)
+    page.mouse.up()
+    sync_api.expect(frame.locator("#moa-selection-count")).to_contain_text("300 points selected")
+    assert frame.locator("#moa-selection-grid img").count() == 300
+    assert_no_exception(page)
+
+
+def test_uploading_a_pickle_shows_a_one_line_error(page) -> None:
+    page.goto("/latent")
+    page.get_by_text("Upload a checkpoint").click()
+    page.locator('input[type="file"]').set_input_files(
+        files=[
+            {
+                "name": "model.safetensors",
+                "mimeType": "application/octet-stream",
+                "buffer": pickle.dumps({"weights": list(range(100))}),
+            }
+        ]
+    )
+    error = page.locator('[data-testid="stAlertContentError"]')
+    error.wait_for()
+    text = error.inner_text().strip()
+    assert text.startswith("model.safetensors:") and "\n" not in text
+    assert error.count() == 1
+    assert_no_exception(page)
+
+
+def test_training_redraws_while_it_runs(page) -> None:
+    page.goto("/")
+    page.get_by_role("button", name="Start").wait_for()
+    for label, value in [("M (experts)", 2), ("Epochs", 3), ("Batch size", 50)]:
+        number_input(page, label, value)
+    number_input(page, "Max samples", 150)
+    slider = page.get_by_role("slider")  # the speed control: 0.05 s per arrow press
+    slider.focus()
+    for _ in range(5):
+        slider.press("ArrowRight")
+    sync_api.expect(slider).to_have_value("0.25")
+    page.get_by_role("button", name="Start").click()
+
+    progress = page.locator('[data-testid="stProgress"]')
+    seen: list[str] = []
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and page.get_by_text("finished —").count() == 0:
+        if progress.count():
+            text = progress.first.inner_text().strip()
+            if not seen or seen[-1] != text:
+                seen.append(text)
+        time.sleep(0.25)
+    assert page.get_by_text("finished —").count() == 1, f"epoch counters seen: {seen}"
+    # The page redrew on its own while training ran: the epoch counter climbed step by step.
+    epochs = [int(m.group(1)) for t in seen if (m := re.match(r"epoch (\d+)/3", t))]
+    assert len(set(epochs)) >= 2 and epochs == sorted(epochs), seen
+    # The scores chart holds one point per epoch and run for NMI and ACC.
+    scores = page.locator(".js-plotly-plot").nth(1)
+    sync_api.expect(scores.locator(".scatterlayer path.point")).to_have_count(2 * 3)
+    sync_api.expect(page.get_by_role("button", name="Save as run")).to_be_visible()
+    assert_no_exception(page)
