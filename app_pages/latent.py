@@ -24,9 +24,10 @@ USER_ERRORS = (CheckpointError, DatasetError)
 
 @st.cache_resource(max_entries=4, show_spinner="Running the model over its training set…")
 def analysed_run(path: str, mtime: float) -> explore.RunAnalysis:
-    del mtime  # cache key only: a rewritten file is analysed again
+    """The mtime is in the key and in the run id, so a rewritten file gets fresh UMAP/thumbnails."""
     device = resolve_device("auto")
-    return explore.analyse(load_checkpoint(Path(path), device), Path(path).stem, device)
+    run_id = f"{Path(path).stem}@{mtime}"
+    return explore.analyse(load_checkpoint(Path(path), device), run_id, device)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint…")

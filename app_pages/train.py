@@ -30,6 +30,8 @@ def active_jobs() -> list[Job]:
 
 # Button callbacks run before the script, so the same run already draws their effect.
 def start() -> None:
+    if active_jobs():  # a second click before the rerun must not orphan the running jobs
+        return
     settings = ui_state.TrainSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
     jobs = [manager.submit(spec) for spec in settings.job_specs()]
     for job in jobs:
@@ -61,6 +63,8 @@ def apply_delay() -> None:
 
 
 def save(job_id: int) -> None:
+    if f"train_saved_{job_id}" in st.session_state:  # a double click saves once
+        return
     run = manager.jobs[job_id].state.run
     try:
         path = save_run(run.model, run.config, run.checkpoint_meta())
@@ -112,11 +116,12 @@ def settings_panel(locked: bool) -> str | None:
         c1, c2, c3, c4, c5 = st.columns(5)
         c1.number_input(
             "M (experts)",
-            1,
+            0,
             30,
             default.num_clusters,
             key=f"{PREFIX}num_clusters",
             disabled=locked,
+            help="0: one expert per class of the chosen data (2 for classes 3,5).",
         )
         c2.number_input("Epochs", 1, 500, default.epochs, key=f"{PREFIX}epochs", disabled=locked)
         c3.number_input(

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 from torch import nn
 
 import moa_core
@@ -79,6 +80,8 @@ def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, meta: dic
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -89,6 +92,16 @@ def save_checkpoint(path: Path, model: nn.Module, config: ModelConfig, meta: dic
 def read_header(path: Path) -> dict[str, Any]:
     """Parse and sanity-check the safetensors header without trusting anything in the file."""
     path = Path(path)
+    size = _checked_size(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8 + MAX_HEADER_BYTES)
+    except OSError as err:
+        raise CheckpointError(f"{path.name}: cannot read ({err.strerror})") from None
+    return _parse_header(path.name, head, size)
+
+
+def _checked_size(path: Path) -> int:
     if not path.is_file():
         raise CheckpointError(f"{path.name}: no such checkpoint file")
     size = path.stat().st_size
@@ -96,23 +109,23 @@ def read_header(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path.name}: {size:,} bytes exceeds the {max_file_bytes():,}-byte size limit"
         )
-    with path.open("rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise CheckpointError(f"{path.name}: too short to be a safetensors file")
-        (header_len,) = struct.unpack("<Q", prefix)
-        if header_len > MAX_HEADER_BYTES or header_len > size - 8:
-            raise CheckpointError(
-                f"{path.name}: not a safetensors file (header claims {header_len} bytes)"
-            )
-        raw = handle.read(header_len)
+    return size
+
+
+def _parse_header(name: str, head: bytes, size: int) -> dict[str, Any]:
+    """The JSON header from the file's first bytes; `size` is the whole file's length."""
+    if len(head) < 8:
+        raise CheckpointError(f"{name}: too short to be a safetensors file")
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if header_len > MAX_HEADER_BYTES or header_len > size - 8:
+        raise CheckpointError(f"{name}: not a safetensors file (header claims {header_len} bytes)")
     try:
-        header = json.loads(raw)
+        header = json.loads(head[8 : 8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{path.name}: header is not valid JSON") from None
+        raise CheckpointError(f"{name}: header is not valid JSON") from None
     if not isinstance(header, dict):
-        raise CheckpointError(f"{path.name}: header is not a JSON object")
-    _check_offsets(path.name, header, size - 8 - header_len)
+        raise CheckpointError(f"{name}: header is not a JSON object")
+    _check_offsets(name, header, size - 8 - header_len)
     return header
 
 
@@ -142,40 +155,71 @@ def _naturals(values: Any) -> bool:
 
 def read_metadata(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config dict, meta dict) from a checkpoint's header, no tensors read."""
-    header = read_header(path)
+    return _metadata(Path(path).name, read_header(path))
+
+
+def _metadata(name: str, header: dict) -> tuple[dict[str, Any], dict[str, Any]]:
     metadata = header.get("__metadata__") or {}
     if not isinstance(metadata, dict) or CONFIG_KEY not in metadata:
-        raise CheckpointError(f"{Path(path).name}: no Mixture Lab config in the metadata")
+        raise CheckpointError(f"{name}: no Mixture Lab config in the metadata")
     try:
         config = json.loads(metadata[CONFIG_KEY])
         meta = json.loads(metadata.get(META_KEY, "{}"))
     except (TypeError, json.JSONDecodeError):
-        raise CheckpointError(f"{Path(path).name}: metadata is not valid JSON") from None
+        raise CheckpointError(f"{name}: metadata is not valid JSON") from None
     if not (isinstance(config, dict) and isinstance(meta, dict)):
-        raise CheckpointError(f"{Path(path).name}: metadata is not a JSON object")
+        raise CheckpointError(f"{name}: metadata is not a JSON object")
+    _check_meta(name, meta)
     return config, meta
 
 
+# What the CLI and the pages read from a run's meta, and the JSON type each must have.
+META_SCHEMA = {"dataset": str, "train": dict, "metrics": dict, "usage": list, "epochs_done": int}
+TRAIN_META_INTS = ("seed", "max_samples")
+
+
+def _check_meta(name: str, meta: dict) -> None:
+    for key, kind in META_SCHEMA.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{name}: metadata '{key}' must be a {kind.__name__}")
+    for key in TRAIN_META_INTS:
+        value = meta.get("train", {}).get(key, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"{name}: metadata 'train.{key}' must be an integer ≥ 0")
+
+
 def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Validate (type, config, tensor names and shapes, finite values) and build the model."""
-    name = Path(path).name
-    config_dict, meta = read_metadata(path)
+    """Validate (type, config, tensor names and shapes, finite values) and build the model.
+
+    The file is read once; the model is first built on the meta device (no memory), so a
+    small file whose config claims a gigantic model is refused before anything is allocated.
+    """
+    path = Path(path)
+    name = path.name
+    _checked_size(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CheckpointError(f"{name}: cannot read ({err.strerror})") from None
+    header = _parse_header(name, data[: 8 + MAX_HEADER_BYTES], len(data))
+    config_dict, meta = _metadata(name, header)
     try:
         config = config_from_dict(config_dict)
-        model = build_model(config)
-    except (ConfigError, ValueError) as err:
+        with torch.device("meta"):
+            skeleton = build_model(config)
+    except (ConfigError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"{name}: {err}") from None
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    header = read_header(path)
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     found = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
     _check_names_and_shapes(name, expected, found)
     try:
-        tensors = load_file(str(path))
+        tensors = load_bytes(data)
     except Exception as err:  # safetensors raises its own error types on corrupt data
         raise CheckpointError(f"{name}: unreadable tensor data ({err})") from None
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{name}: tensor '{key}' holds NaN or Inf values")
+    model = build_model(config)
     model.load_state_dict(tensors)
     return LoadedCheckpoint(model.to(device).eval(), config, meta)
 
@@ -199,12 +243,23 @@ def save_run(model: nn.Module, config: ModelConfig, meta: dict, directory: Path 
     dataset = str(meta.get("dataset", "data")).replace(":", "_").replace(",", "-")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_id = f"{config.model_type}-{dataset}-{stamp}"
-    path = directory / f"{run_id}.safetensors"
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = directory / f"{run_id}-{suffix}.safetensors"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = _reserve(directory, run_id)
     return save_checkpoint(path, model, config, {**meta, "created": stamp})
+
+
+def _reserve(directory: Path, run_id: str) -> Path:
+    """Claim a fresh file name atomically (O_EXCL), so two saves in one second never collide."""
+    for suffix in range(1, 1000):
+        path = directory / (
+            f"{run_id}.safetensors" if suffix == 1 else f"{run_id}-{suffix}.safetensors"
+        )
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return path
+        except FileExistsError:
+            continue
+    raise CheckpointError(f"{run_id}: too many runs with the same name")
 
 
 def list_runs(directory: Path | None = None) -> list[RunInfo]:

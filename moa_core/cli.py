@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -75,6 +76,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
         **parse_assignments(args.set),
         **{key: value for key, value in flags.items() if value is not None},
     }
+    if args.out is not None:
+        _check_writable(args.out)  # fail now, not after the whole training
     run = train_model(args.model, args.dataset, overrides)
     if run.result.status == "failed":
         raise UsageError(run.result.message)
@@ -92,6 +95,19 @@ def cmd_train(args: argparse.Namespace) -> dict:
         **_scores(run.result.metrics),
         "checkpoint": str(path),
     }
+
+
+def _check_writable(out: Path) -> None:
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name ending in .safetensors")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the folder for --out {out}: {err.strerror}") from None
+    try:  # a real trial write: permissions alone miss read-only and special file systems
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError as err:
+        raise UsageError(f"cannot write --out {out}: {err.strerror}") from None
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
@@ -138,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         result = command(args)
     except (UsageError, ConfigError, DatasetError, DeviceError, CheckpointError) as err:
         print(f"moa: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file the command had to read or write
+        print(f"moa: error: {err.strerror or err}: {err.filename or ''}", file=sys.stderr)
         return 2
     lines = result if isinstance(result, list) else [result]
     for line in lines:

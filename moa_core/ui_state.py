@@ -63,7 +63,7 @@ class TrainSettings:
     dataset: str = "digits"
     classes: str = ""
     model_type: str = "moa_plus"
-    num_clusters: int = 10
+    num_clusters: int = 0  # 0: one expert per class of the chosen data
     lr: float = _TRAIN_DEFAULTS.lr
     lr_schedule: str = _TRAIN_DEFAULTS.lr_schedule
     epochs: int = 10
@@ -85,7 +85,7 @@ class TrainSettings:
             "lr_schedule": str(self.lr_schedule),
             "seed": int(self.seed),
             "max_samples": int(self.max_samples),
-            "num_clusters": int(self.num_clusters),
+            **({"num_clusters": int(self.num_clusters)} if self.num_clusters else {}),
         }
 
     def job_specs(self) -> list[JobSpec]:

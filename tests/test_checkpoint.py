@@ -293,6 +293,18 @@ def _meta_not_an_object(path: Path, good: Path, trained: TrainedRun) -> None:
     save_file(_tensors(trained), str(path), metadata=metadata)
 
 
+def _giant_config(path: Path, good: Path, trained: TrainedRun) -> None:
+    # A few-kB file whose config claims a million experts: refused before any allocation.
+    config = {**trained.config.to_dict(), "num_clusters": 10**6}
+    save_file(_tensors(trained), str(path), metadata=_meta(json.dumps(config)))
+
+
+def _meta_train_not_an_object(path: Path, good: Path, trained: TrainedRun) -> None:
+    meta = '{"dataset": "digits", "train": [1, 2]}'
+    metadata = {checkpoint.CONFIG_KEY: trained.config.to_json(), checkpoint.META_KEY: meta}
+    save_file(_tensors(trained), str(path), metadata=metadata)
+
+
 BAD_FILES: dict[str, tuple[Callable, str]] = {
     "pickle": (_pickle_file, "not a safetensors file"),
     "torch_zip": (_torch_zip_file, "not a safetensors file"),
@@ -314,12 +326,14 @@ BAD_FILES: dict[str, tuple[Callable, str]] = {
     "metadata_not_a_dict": (_metadata_not_a_dict, "no Mixture Lab config"),
     "config_not_a_string": (_config_not_a_string, "not valid JSON"),
     "meta_not_an_object": (_meta_not_an_object, "not a JSON object"),
+    "giant_config": (_giant_config, "shape"),
+    "meta_train_not_an_object": (_meta_train_not_an_object, "'train' must be a dict"),
 }
 
 
 HEADER_LEVEL = sorted(
     set(BAD_FILES)
-    - {"unknown_type", "bad_config_value", "wrong_shapes", "missing_tensor"}
+    - {"unknown_type", "bad_config_value", "wrong_shapes", "missing_tensor", "giant_config"}
     - {"nan_weights", "inf_weights"}
 )
 

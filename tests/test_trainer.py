@@ -309,3 +309,24 @@ def test_training_on_cuda_keeps_data_on_the_gpu() -> None:
     assert run.result.status == "finished"
     assert next(run.model.parameters()).device.type == "cuda"
     assert 0.0 <= run.result.metrics["nmi"] <= 1.0
+
+
+def test_models_built_in_parallel_threads_get_their_seeds_weights() -> None:
+    """Compare mode builds two models at once; each must equal the same seed built alone."""
+    alone = {seed: prepare("moa_plus", "digits", {**TINY, "seed": seed})[0] for seed in (3, 4)}
+    built: dict[int, torch.nn.Module] = {}
+
+    def build(seed: int) -> None:
+        for _ in range(5):  # several rounds, so unlocked seeding would interleave
+            built[seed] = prepare("moa_plus", "digits", {**TINY, "seed": seed})[0]
+
+    threads = [threading.Thread(target=build, args=(seed,)) for seed in (3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for seed, model in alone.items():
+        for (name, a), b in zip(
+            model.state_dict().items(), built[seed].state_dict().values(), strict=True
+        ):
+            assert torch.equal(a, b), f"seed {seed}: {name} differs"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -58,7 +59,9 @@ def coerce_value(owner: str, key: str, value: Any, expected: type) -> Any:
             raise ConfigError(f"{owner}: '{key}' must be a list of positive integers")
         return tuple(value)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if expected is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{owner}: '{key}' must be a finite number, got {value}")
     if expected is bool and not isinstance(value, bool):
         raise ConfigError(f"{owner}: '{key}' must be true or false, got {value!r}")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):

@@ -3,6 +3,7 @@ manager and the benchmarks all train through here, so they train the same way.""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from moa_core.train.setup import (
     train_config_from,
 )
 from moa_core.train.trainer import Callback, Trainer, TrainResult
+
+_BUILD_LOCK = threading.Lock()
 
 
 @dataclass
@@ -54,8 +57,12 @@ def prepare(
         dataset_spec, "train", limit=train_config.max_samples or None, seed=train_config.seed
     )
     config = model_config_for(model_type, dataset, model_over)
-    torch.manual_seed(train_config.seed)
-    return build_model(config), config, train_config, dataset
+    # Jobs build models in parallel threads: seed and build under one lock, on a forked RNG,
+    # so compare mode's two models get exactly the weights their seed promises.
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_config.seed)
+        model = build_model(config)
+    return model, config, train_config, dataset
 
 
 def train_model(

@@ -93,12 +93,15 @@ class Trainer:
                 loss = self._train_step(self.data.x[batch])
                 step += 1
                 if not np.isfinite(loss):
-                    status, message = "failed", self._restore_after_bad_loss(loss, epoch, step)
+                    status, message = "failed", self._restore(f"loss became {loss}", epoch, step)
                     break
                 self._emit(TrainEvent("batch", epoch, step, loss=loss))
                 if self.control.delay:
                     time.sleep(self.control.delay)
             if status != "finished":
+                break
+            if not _weights_finite(self.model):  # a finite loss can still step into NaN
+                status, message = "failed", self._restore("weights became NaN/Inf", epoch, step)
                 break
             self._end_epoch(epoch, step)
         metrics = self.history[-1]["metrics"] if self.history else {}
@@ -119,18 +122,17 @@ class Trainer:
         return value
 
     def _end_epoch(self, epoch: int, step: int) -> None:
-        if not _weights_finite(self.model):
-            return
         metrics = evaluate(self.model, self.eval_data)
         self.history.append({"epoch": epoch, "metrics": metrics})
         self._last_good = self._state_copy()
         self._last_good_epoch = epoch
         self._emit(TrainEvent("epoch", epoch, step, metrics=metrics, snapshot=self.snapshot()))
 
-    def _restore_after_bad_loss(self, loss: float, epoch: int, step: int) -> str:
+    def _restore(self, problem: str, epoch: int, step: int) -> str:
+        """Put the last good weights back; the message says what happened and what was kept."""
         self.model.load_state_dict(self._last_good)
         kept = f"epoch {self._last_good_epoch}" if self._last_good_epoch else "the initial weights"
-        return f"loss became {loss} at epoch {epoch}, batch {step}; kept the snapshot from {kept}"
+        return f"{problem} at epoch {epoch}, batch {step}; kept the snapshot from {kept}"
 
     @torch.no_grad()
     def snapshot(self) -> dict:
