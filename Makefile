@@ -25,7 +25,7 @@ chromium:
 app: install
 	@echo "Mixture Lab: open http://$(HOST):$(PORT) in your browser"
 	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false
+	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer
 
 test: install chromium
 	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m pytest -q -p no:cacheprovider
