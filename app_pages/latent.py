@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from moa_core import explore
+from moa_core import explore, ui_state
 from moa_core.analysis.embedding import UmapParams
 from moa_core.checkpoint import CheckpointError, RunInfo, list_runs, load_checkpoint
 from moa_core.data import DatasetError
@@ -87,11 +87,8 @@ except USER_ERRORS as err:
     st.stop()
 
 scores = analysis.scores
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("ACC", f"{scores['acc']:.3f}")
-c2.metric("NMI", f"{scores['nmi']:.3f}")
-c3.metric("ARI", f"{scores['ari']:.3f}")
-c4.metric("Clusters used", f"{scores['clusters_used']}/{len(scores['usage'])}")
+for column, (label, value) in zip(st.columns(4), ui_state.score_tiles(scores), strict=True):
+    column.metric(label, value)
 st.caption(
     f"{analysis.config.model_type} on `{analysis.dataset.name}`: scores over all "
     f"{analysis.num_samples} training samples after {analysis.meta.get('epochs_done', '?')} "

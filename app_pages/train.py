@@ -225,11 +225,8 @@ def job_results(job: Job) -> None:
     metrics = ui_state.final_metrics(job)
     if metrics is None:
         return
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("ACC", f"{metrics['acc']:.3f}")
-    c2.metric("NMI", f"{metrics['nmi']:.3f}")
-    c3.metric("ARI", f"{metrics['ari']:.3f}")
-    c4.metric("Clusters used", f"{metrics['clusters_used']}/{len(metrics['usage'])}")
+    for column, (label, value) in zip(st.columns(4), ui_state.score_tiles(metrics), strict=True):
+        column.metric(label, value)
     saved = st.session_state.get(f"train_saved_{job.id}")
     if saved:
         level, text = saved

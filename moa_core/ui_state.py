@@ -146,3 +146,13 @@ def final_metrics(job: Job) -> dict[str, Any] | None:
     if not job.done or run is None or not run.result.epochs_done:
         return None
     return run.result.metrics
+
+
+def score_tiles(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) for the four headline scores both pages show side by side."""
+    return [
+        ("ACC", f"{metrics['acc']:.3f}"),
+        ("NMI", f"{metrics['nmi']:.3f}"),
+        ("ARI", f"{metrics['ari']:.3f}"),
+        ("Clusters used", f"{metrics['clusters_used']}/{len(metrics['usage'])}"),
+    ]

@@ -17,6 +17,7 @@ from moa_core.analysis import embedding
 from moa_core.checkpoint import CheckpointError, list_runs, load_checkpoint
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job, JobManager, JobSpec, job_manager
+from moa_core.train.run import prepare
 from moa_core.ui_state import (
     TrainSettings,
     compare_pair,
@@ -25,6 +26,7 @@ from moa_core.ui_state import (
     image_model_types,
     is_active,
     job_status,
+    score_tiles,
 )
 from moa_core.uploads import load_uploaded_checkpoint, safe_upload_name
 
@@ -99,6 +101,25 @@ def test_settings_become_job_specs() -> None:
     pair = settings.job_specs()
     assert [s.model_type for s in pair] == ["moa", "moa_plus"]
     assert pair[0].overrides == pair[1].overrides  # same data, seed and M
+
+
+def test_m_defaults_to_one_expert_per_class() -> None:
+    """M left at 0 sends no num_clusters, so the model gets one expert per class (2 for 3,5)."""
+    settings = TrainSettings.from_mapping({"train_classes": "3,5"}, prefix="train_")
+    (spec,) = settings.job_specs()
+    assert "num_clusters" not in spec.overrides
+    model, *_ = prepare(spec.model_type, spec.dataset, {**spec.overrides, "epochs": 1})
+    assert model.config.num_clusters == 2
+
+
+def test_score_tiles_format_the_four_headline_scores() -> None:
+    metrics = {"acc": 0.97312, "nmi": 0.8204, "ari": 0.89, "clusters_used": 2, "usage": [0.5, 0.5]}
+    assert score_tiles(metrics) == [
+        ("ACC", "0.973"),
+        ("NMI", "0.820"),
+        ("ARI", "0.890"),
+        ("Clusters used", "2/2"),
+    ]
 
 
 def test_upload_helper_rejects_pickles_in_one_line(saved_run_dir: Path) -> None:

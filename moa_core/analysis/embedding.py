@@ -52,11 +52,6 @@ def umap_embedding(
     return embedding
 
 
-def clear_cache() -> None:
-    with _LOCK:
-        _CACHE.clear()
-
-
 def warm_up() -> None:
     """Compile umap's numba kernels on a tiny random set (not cached)."""
     import umap

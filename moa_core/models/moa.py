@@ -139,7 +139,7 @@ class MixtureOfAutoencoders(nn.Module):
             gate_probs=gate_probs,
             latents=codes.flatten(1),
             reconstructions=recon,
-            loss_terms={"reconstruction": (gate_probs * errors).sum(1).mean().detach()},
+            loss_terms={"reconstruction": moa_loss(gate_probs, errors).detach()},
         )
 
     def _loss(self, gate_probs: torch.Tensor, errors: torch.Tensor) -> torch.Tensor:

@@ -56,10 +56,10 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     return train, model
 
 
-def train_config_from(overrides: dict[str, Any], **base: Any) -> TrainConfig:
-    """A TrainConfig from keyword defaults plus user overrides, type-checked."""
+def train_config_from(overrides: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from user overrides on top of the defaults, type-checked."""
     defaults = TrainConfig()
-    merged = {**base, **overrides}
+    merged = dict(overrides)
     unknown = sorted(set(merged) - TRAIN_KEYS)
     if unknown:
         raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}")
@@ -79,9 +79,6 @@ def train_config_from(overrides: dict[str, Any], **base: Any) -> TrainConfig:
 def model_config_for(model_type: str, dataset: Dataset, overrides: dict[str, Any]) -> ModelConfig:
     """A model config sized for `dataset` (channels, image size, one cluster per class)."""
     cls = config_class(model_type)
-    kind = getattr(cls, "input_kind", "image")
-    if kind != dataset.kind:
-        raise ConfigError(f"{model_type} needs {kind} data; '{dataset.name}' holds {dataset.kind}")
     base: dict[str, Any] = {}
     if dataset.image_shape is not None:
         channels, height, width = dataset.image_shape
