@@ -9,6 +9,7 @@ from moa_core.checkpoint import save_run
 from moa_core.data import data_dir
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job, job_manager
+from moa_core.train.setup import LR_SCHEDULES
 from moa_core.viz.images import reconstruction_grid
 from moa_core.viz.training import loss_figure, metrics_figure, usage_figure
 
@@ -152,8 +153,8 @@ def settings_panel(locked: bool) -> str | None:
         )
         c2.selectbox(
             "LR schedule",
-            ui_state.SCHEDULES,
-            index=ui_state.SCHEDULES.index(default.lr_schedule),
+            LR_SCHEDULES,
+            index=LR_SCHEDULES.index(default.lr_schedule),
             key=f"{PREFIX}lr_schedule",
             disabled=locked,
             help="cosine: the rate anneals from the base rate to 0 over the run.",

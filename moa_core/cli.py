@@ -21,7 +21,7 @@ from moa_core.data import DatasetError, load_dataset
 from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
-from moa_core.train.run import train_model
+from moa_core.train.run import train_model, training_samples
 from moa_core.train.setup import check_dataset_fits, parse_assignments
 
 RESULT_KEYS = ("acc", "nmi", "ari", "clusters_used")
@@ -118,9 +118,10 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     spec = args.dataset or loaded.meta.get("dataset")
     if not spec:
         raise UsageError("checkpoint does not record its dataset: pass --dataset")
-    same_data = args.dataset is None and args.split == "train"
-    limit = train.get("max_samples") or None if same_data else None
-    dataset = load_dataset(spec, args.split, limit=limit, seed=train.get("seed", 0))
+    if args.dataset is None and args.split == "train":
+        dataset = training_samples(spec, train.get("max_samples", 0), train.get("seed", 0))
+    else:
+        dataset = load_dataset(spec, args.split)
     check_dataset_fits(loaded.config, dataset)
     metrics = evaluate(loaded.model, dataset.to(device))
     seconds = round(time.perf_counter() - start, 2)

@@ -16,9 +16,10 @@ import torch
 from moa_core.analysis.embedding import UmapParams, umap_embedding
 from moa_core.analysis.outputs import ModelOutputs, collect_outputs
 from moa_core.checkpoint import CheckpointError, LoadedCheckpoint
-from moa_core.data import Dataset, load_dataset
+from moa_core.data import Dataset
 from moa_core.metrics import clustering_scores
 from moa_core.models import ConfigError, ModelConfig
+from moa_core.train.run import training_samples
 from moa_core.train.setup import check_dataset_fits
 
 COLOR_MODES = ("predicted cluster", "true label", "gate entropy")
@@ -47,8 +48,7 @@ def run_dataset(meta: dict[str, Any]) -> Dataset:
     if not spec:
         raise CheckpointError("the checkpoint does not record which dataset it was trained on")
     train = meta.get("train") or {}
-    limit = int(train.get("max_samples") or 0) or None
-    return load_dataset(str(spec), "train", limit=limit, seed=int(train.get("seed", 0)))
+    return training_samples(str(spec), train.get("max_samples", 0), train.get("seed", 0))
 
 
 def analyse(

@@ -13,13 +13,12 @@ from moa_core.data import DatasetError, dataset_names, load_dataset
 from moa_core.data.toy import TOY_NAMES
 from moa_core.models import config_class, model_types
 from moa_core.train.jobs import Job, JobSpec
-from moa_core.train.setup import LR_SCHEDULES, TrainConfig
+from moa_core.train.setup import TrainConfig
 
 # Compare mode teaches paper 000's contrast: the vanilla mixture collapses, the minimax one
 # stays balanced. The page never names models; it asks for this pair.
 COMPARE_PAIR = ("moa", "moa_plus")
 ACTIVE_STATUSES = ("queued", "running")
-SCHEDULES = LR_SCHEDULES
 _TRAIN_DEFAULTS = TrainConfig()
 
 

@@ -2,7 +2,7 @@
 
 The bytes go to a private temporary folder under the uploaded file's own (sanitized) name,
 so every `CheckpointError` names the file the user picked, then `load_checkpoint` validates
-them; nothing is ever unpickled.
+them (size limit included); nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from moa_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint, max_file_bytes
+from moa_core.checkpoint import CheckpointError, LoadedCheckpoint, load_checkpoint
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -31,11 +31,6 @@ def load_uploaded_checkpoint(
     file_name = safe_upload_name(name)
     if len(data) == 0:
         raise CheckpointError(f"{file_name}: the uploaded file is empty")
-    if len(data) > max_file_bytes():
-        raise CheckpointError(
-            f"{file_name}: {len(data) / 2**20:.0f} MiB exceeds the size limit "
-            f"({max_file_bytes() / 2**20:.0f} MiB)"
-        )
     with tempfile.TemporaryDirectory(prefix="moa-upload-") as folder:
         path = Path(folder) / file_name
         path.write_bytes(data)

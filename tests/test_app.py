@@ -122,6 +122,18 @@ def test_score_tiles_format_the_four_headline_scores() -> None:
     ]
 
 
+def test_upload_over_the_size_limit_is_refused_in_one_line(
+    saved_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = next(saved_run_dir.glob("*.safetensors")).read_bytes()
+    monkeypatch.setenv("MOA_MAX_CHECKPOINT_MB", str(len(data) / 2 / 2**20))  # half its size
+    with pytest.raises(CheckpointError) as err:
+        load_uploaded_checkpoint("big.safetensors", data)
+    message = str(err.value)
+    assert message.startswith("big.safetensors:") and "size limit" in message
+    assert "\n" not in message
+
+
 def test_upload_helper_rejects_pickles_in_one_line(saved_run_dir: Path) -> None:
     with pytest.raises(CheckpointError) as err:
         load_uploaded_checkpoint("weights.safetensors", pickle.dumps({"w": [1.0, 2.0]}))

@@ -47,15 +47,19 @@ class TrainedRun:
         }
 
 
+def training_samples(spec: str, max_samples: int, seed: int) -> Dataset:
+    """The exact samples a run trains on (a seeded subset when `max_samples` > 0), so a saved
+    run is re-scored by `moa eval` and the Latent page on what it saw."""
+    return load_dataset(spec, "train", limit=max_samples or None, seed=seed)
+
+
 def prepare(
     model_type: str, dataset_spec: str, overrides: dict[str, Any] | None = None
 ) -> tuple[nn.Module, ModelConfig, TrainConfig, Dataset]:
     """Validate everything and build the seeded model, before any training starts."""
     train_over, model_over = split_overrides(overrides or {})
     train_config = train_config_from(train_over)
-    dataset = load_dataset(
-        dataset_spec, "train", limit=train_config.max_samples or None, seed=train_config.seed
-    )
+    dataset = training_samples(dataset_spec, train_config.max_samples, train_config.seed)
     config = model_config_for(model_type, dataset, model_over)
     # Jobs build models in parallel threads: seed and build under one lock, on a forked RNG,
     # so compare mode's two models get exactly the weights their seed promises.
