@@ -9,8 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from moa_core.data import DatasetError, dataset_names, load_dataset
-from moa_core.data.toy import TOY_NAMES
+from moa_core.data import DatasetError, dataset_names, load_dataset, point_set_names
 from moa_core.models import config_class, model_types
 from moa_core.train.jobs import Job, JobSpec
 from moa_core.train.setup import TrainConfig
@@ -24,7 +23,7 @@ _TRAIN_DEFAULTS = TrainConfig()
 
 def image_datasets() -> list[str]:
     """Dataset names whose samples are images (the toy 2-D point sets are left out)."""
-    return [name for name in dataset_names() if name not in TOY_NAMES]
+    return [name for name in dataset_names() if name not in point_set_names()]
 
 
 def image_model_types() -> list[str]:

@@ -193,7 +193,7 @@ def test_learning_rate_change_mid_run_reaches_the_optimizer(schedule: str) -> No
 
     def watch(event: TrainEvent) -> None:
         if event.kind == "batch":
-            seen.append(trainer.optimizer.param_groups[0]["lr"])
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
             if event.step == 2:
                 control.set_learning_rate(1e-4)
 
@@ -207,7 +207,7 @@ def test_learning_rate_change_mid_run_reaches_the_optimizer(schedule: str) -> No
     expected = [(2e-3 if k <= 2 else 1e-4) * factor(k) for k in range(1, total + 1)]
     assert seen == pytest.approx(expected, rel=1e-12)
     last = 1e-4 * factor(total)
-    assert all(group["lr"] == pytest.approx(last) for group in trainer.optimizer.param_groups)
+    assert all(group["lr"] == pytest.approx(last) for group in trainer.optimizers[0].param_groups)
 
 
 def test_bad_lr_schedule_is_a_config_error() -> None:

@@ -7,6 +7,14 @@ image files are looked for.
 
 from moa_core.data.dataset import Dataset, DatasetError
 from moa_core.data.image_sets import data_dir
-from moa_core.data.registry import dataset_names, load_dataset, parse_spec
+from moa_core.data.registry import dataset_names, load_dataset, parse_spec, point_set_names
 
-__all__ = ["Dataset", "DatasetError", "data_dir", "dataset_names", "load_dataset", "parse_spec"]
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "data_dir",
+    "dataset_names",
+    "load_dataset",
+    "parse_spec",
+    "point_set_names",
+]

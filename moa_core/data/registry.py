@@ -7,6 +7,7 @@ import operator
 import numpy as np
 import torch
 
+from moa_core.data.bottleneck import BOTTLENECK_SETS, load_bottleneck_split
 from moa_core.data.dataset import Dataset, DatasetError, RawSplit
 from moa_core.data.embedded import load_digits_split
 from moa_core.data.image_sets import IMAGE_SETS, load_image_split
@@ -16,7 +17,12 @@ SPLITS = ("train", "test")
 
 
 def dataset_names() -> list[str]:
-    return sorted(["digits", *TOY_NAMES, *IMAGE_SETS])
+    return sorted(["digits", *TOY_NAMES, *IMAGE_SETS, *BOTTLENECK_SETS])
+
+
+def point_set_names() -> list[str]:
+    """Datasets whose samples are 2-D points rather than images."""
+    return sorted([*TOY_NAMES, *BOTTLENECK_SETS])
 
 
 def parse_spec(spec: str) -> tuple[str, list[int] | None]:
@@ -82,6 +88,8 @@ def _load_raw(name: str, split: str, seed: int) -> RawSplit:
         return load_digits_split(split)
     if name in TOY_NAMES:
         return load_toy_split(name, split, seed)
+    if name in BOTTLENECK_SETS:
+        return load_bottleneck_split(name, split, load_dataset)
     return load_image_split(name, split)
 
 

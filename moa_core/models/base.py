@@ -24,6 +24,8 @@ class ModelConfig:
     """Base of every model config: all hyperparameters, JSON in and out (diffusers style)."""
 
     model_type: ClassVar[str] = ""
+    # Training settings the family's paper uses, applied under the user's own overrides.
+    train_defaults: ClassVar[dict[str, Any]] = {}
     in_channels: int = 1
     image_size: int = 16
 
@@ -84,3 +86,27 @@ class MixtureOutput:
     latents: torch.Tensor
     reconstructions: torch.Tensor | None = None
     loss_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # The pre-activation score behind each gate probability (one neuron per cluster), the
+    # scalar units the maximization engine ranks images by and synthesizes inputs for.
+    gate_logits: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class TrainPhase:
+    """One optimizer's step within a training step (paper 004, Algorithm 1 has two).
+
+    A model with several phases defines `train_phases()` and `phase_loss(x, name)`; the
+    Trainer gives each phase its own Adam at `lr_scale` × the learning rate and steps them
+    in order on the same batch. Models without `train_phases` train on `forward(x).loss`.
+    """
+
+    name: str
+    lr_scale: float = 1.0
+
+
+SINGLE_PHASE = (TrainPhase("loss"),)
+
+
+def train_phases(model: torch.nn.Module) -> tuple[TrainPhase, ...]:
+    phases = getattr(model, "train_phases", None)
+    return phases() if phases is not None else SINGLE_PHASE

@@ -130,7 +130,8 @@ class MixtureOfAutoencoders(nn.Module):
         self.gate = ConvGate(m, config.in_channels, config.image_size, config.gate_channels)
 
     def forward(self, x: torch.Tensor) -> MixtureOutput:
-        gate_probs = self.gate(x).softmax(-1)
+        gate_logits = self.gate(x)
+        gate_probs = gate_logits.softmax(-1)
         codes, recon = self.experts(x)
         errors = reconstruction_errors(x, recon)
         loss = self._loss(gate_probs, errors)
@@ -140,6 +141,7 @@ class MixtureOfAutoencoders(nn.Module):
             latents=codes.flatten(1),
             reconstructions=recon,
             loss_terms={"reconstruction": moa_loss(gate_probs, errors).detach()},
+            gate_logits=gate_logits,
         )
 
     def _loss(self, gate_probs: torch.Tensor, errors: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from torch import nn
 
 from moa_core.data import Dataset, load_dataset
 from moa_core.device import resolve_device
-from moa_core.models import ModelConfig, build_model
+from moa_core.models import ModelConfig, build_model, config_class
 from moa_core.train.control import TrainingControl
 from moa_core.train.evaluate import evaluate
 from moa_core.train.setup import (
@@ -58,7 +58,7 @@ def prepare(
 ) -> tuple[nn.Module, ModelConfig, TrainConfig, Dataset]:
     """Validate everything and build the seeded model, before any training starts."""
     train_over, model_over = split_overrides(overrides or {})
-    train_config = train_config_from(train_over)
+    train_config = train_config_from(train_over, config_class(model_type).train_defaults)
     dataset = training_samples(dataset_spec, train_config.max_samples, train_config.seed)
     config = model_config_for(model_type, dataset, model_over)
     # Jobs build models in parallel threads: seed and build under one lock, on a forked RNG,

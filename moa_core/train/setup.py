@@ -56,10 +56,12 @@ def split_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     return train, model
 
 
-def train_config_from(overrides: dict[str, Any]) -> TrainConfig:
-    """A TrainConfig from user overrides on top of the defaults, type-checked."""
+def train_config_from(
+    overrides: dict[str, Any], model_defaults: dict[str, Any] | None = None
+) -> TrainConfig:
+    """A TrainConfig from user overrides on top of the model family's defaults, type-checked."""
     defaults = TrainConfig()
-    merged = dict(overrides)
+    merged = {**(model_defaults or {}), **overrides}
     unknown = sorted(set(merged) - TRAIN_KEYS)
     if unknown:
         raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}")
@@ -79,13 +81,18 @@ def train_config_from(overrides: dict[str, Any]) -> TrainConfig:
 def model_config_for(model_type: str, dataset: Dataset, overrides: dict[str, Any]) -> ModelConfig:
     """A model config sized for `dataset` (channels, image size, one cluster per class)."""
     cls = config_class(model_type)
+    fields = {f.name for f in dataclasses.fields(cls)}
     base: dict[str, Any] = {}
     if dataset.image_shape is not None:
         channels, height, width = dataset.image_shape
         if height != width:
             raise ConfigError(f"{model_type} needs square images, got {height}×{width}")
         base.update(in_channels=channels, image_size=height)
-    if "num_clusters" in {f.name for f in dataclasses.fields(cls)}:
+    elif "in_features" in fields:
+        base["in_features"] = int(dataset.x.shape[1])
+    if "input_kind" in fields:  # families that take either kind follow the data
+        base["input_kind"] = dataset.kind
+    if "num_clusters" in fields:
         base["num_clusters"] = dataset.num_classes
     config = cls.from_dict({**base, **overrides})
     check_dataset_fits(config, dataset)
@@ -94,7 +101,7 @@ def model_config_for(model_type: str, dataset: Dataset, overrides: dict[str, Any
 
 def check_dataset_fits(config: ModelConfig, dataset: Dataset) -> None:
     """ConfigError unless `dataset` has the kind, channels and image size `config` expects."""
-    kind = getattr(type(config), "input_kind", "image")
+    kind = getattr(config, "input_kind", "image")
     if kind != dataset.kind:
         raise ConfigError(
             f"{config.model_type} needs {kind} data; '{dataset.name}' holds {dataset.kind}"

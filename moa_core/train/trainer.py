@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from moa_core.data import Dataset
+from moa_core.models.base import train_phases
 from moa_core.train.control import TrainingControl
 from moa_core.train.evaluate import evaluate
 from moa_core.train.setup import TrainConfig
@@ -70,7 +71,12 @@ class Trainer:
         self.config = config
         self.callbacks = list(callbacks or [])
         self.control = control or TrainingControl()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # One Adam per training phase (paper 004's two-fold optimization has two).
+        self.phases = train_phases(self.model)
+        self.optimizers = [
+            torch.optim.Adam(self.model.parameters(), lr=config.lr * phase.lr_scale)
+            for phase in self.phases
+        ]
         self.forward = torch.compile(self.model) if config.compile else self.model
         self._last_good = self._state_copy()
         self._last_good_epoch = 0
@@ -111,15 +117,26 @@ class Trainer:
         return result
 
     def _train_step(self, x: torch.Tensor) -> float:
+        """Step each phase's optimizer in turn; the sum of the phase losses, or the first
+        non-finite one (whose step is skipped, as are the phases after it)."""
         self.model.train()
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
-            loss = self.forward(x).loss
-        value = float(loss.detach())
-        if np.isfinite(value):
-            self.optimizer.zero_grad(set_to_none=True)
+        losses = self._phase_losses(x)
+        total = 0.0
+        for optimizer in self.optimizers:
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
+                loss = next(losses)
+            value = float(loss.detach())
+            if not np.isfinite(value):
+                return value
+            optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
-        return value
+            optimizer.step()
+            total += value
+        return total
+
+    def _phase_losses(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        phase_losses = getattr(self.model, "phase_losses", None)
+        return phase_losses(x) if phase_losses else iter([self.forward(x).loss])
 
     def _end_epoch(self, epoch: int, step: int) -> None:
         metrics = evaluate(self.model, self.eval_data)
@@ -154,8 +171,9 @@ class Trainer:
         factor = 1.0
         if self.config.lr_schedule == "cosine":
             factor = 0.5 * (1.0 + math.cos(math.pi * progress))
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.base_lr * factor
+        for phase, optimizer in zip(self.phases, self.optimizers, strict=True):
+            for group in optimizer.param_groups:
+                group["lr"] = self.base_lr * factor * phase.lr_scale
 
     def _state_copy(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -1,0 +1,120 @@
+"""2-D point sets made from image sets the way paper 004 (Sec. 8.1, Fig. 4a) made its plane.
+
+A small CNN with a 2-unit bottleneck before its 10-way classifier is trained on the image
+set's training split with labels; the bottleneck outputs of every image are the points.
+Supervision makes the classes visible groups on the plane, so an unsupervised method can be
+judged by eye. Built once per set, then read from `MOA_CACHE_DIR` (default ~/.cache/moa_lab).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from moa_core.data.dataset import Dataset, DatasetError, RawSplit
+
+BOTTLENECK_SETS = {"digits2d": "digits", "mnist2d": "mnist", "usps2d": "usps"}
+FORMAT_VERSION = 1  # bump when the recipe changes, so stale caches are rebuilt
+EPOCHS, MIN_STEPS, BATCH_SIZE, SEED = 8, 1000, 128, 0
+_BUILD_LOCK = threading.Lock()
+
+ImageLoader = Callable[[str, str], Dataset]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MOA_CACHE_DIR") or Path.home() / ".cache" / "moa_lab")
+
+
+def load_bottleneck_split(name: str, split: str, load_images: ImageLoader) -> RawSplit:
+    """The points of `name` ("mnist2d") for `split`, building the cached file on first use."""
+    path = cache_dir() / f"{name}-v{FORMAT_VERSION}.npz"
+    with _BUILD_LOCK:  # two jobs asking at once build it once
+        if not path.exists():
+            _write_atomic(path, build_points(BOTTLENECK_SETS[name], load_images))
+    with np.load(path, allow_pickle=False) as data:
+        x, y = data[f"x_{split}"], data[f"y_{split}"]
+        names = tuple(str(n) for n in data["class_names"])
+    return RawSplit(x=x.astype(np.float32), y=y.astype(np.int64), kind="points", class_names=names)
+
+
+class BottleneckNet(nn.Module):
+    """conv-pool-conv-pool → 64 → 2 (the bottleneck, linear) → classes.
+
+    The classifier scores a class by the negative squared distance to its learned centre on
+    the plane, so each class becomes one round group (a linear softmax layer would spread
+    the classes into rays from the origin that touch at the centre).
+    """
+
+    def __init__(self, in_channels: int, image_size: int, num_classes: int) -> None:
+        super().__init__()
+        side = image_size // 4
+        self.encoder = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * side * side, 64),
+            nn.ReLU(),
+            nn.Linear(64, 2),
+        )
+        self.centres = nn.Parameter(torch.randn(num_classes, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -torch.cdist(self.encoder(x), self.centres).pow(2)
+
+
+def build_points(base: str, load_images: ImageLoader) -> dict[str, np.ndarray]:
+    """Train the bottleneck CNN on `base`'s training split and map both splits to 2-D."""
+    train, test = load_images(base, "train"), load_images(base, "test")
+    print(f"building {base}2d: training a 2-unit bottleneck CNN (once)", file=sys.stderr)
+    labels = torch.unique(train.y)
+    targets = torch.searchsorted(labels, train.y)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        channels, side, _ = train.image_shape
+        net = BottleneckNet(channels, side, len(labels))
+        optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+        for _ in range(max(MIN_STEPS, EPOCHS * len(train) // BATCH_SIZE)):
+            batch = torch.randint(0, len(train), (BATCH_SIZE,))
+            loss = F.cross_entropy(net(train.x[batch]), targets[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        points = {split: _embed(net, data.x) for split, data in (("train", train), ("test", test))}
+    # One shift and one scale for both splits: the plane keeps its shape, near unit spread.
+    center, scale = points["train"].mean(0), points["train"].std()
+    return {
+        "x_train": (points["train"] - center) / scale,
+        "y_train": train.y.numpy(),
+        "x_test": (points["test"] - center) / scale,
+        "y_test": test.y.numpy(),
+        "class_names": np.array(train.class_names),
+    }
+
+
+def _embed(net: BottleneckNet, x: torch.Tensor) -> np.ndarray:
+    return torch.cat([net.encoder(chunk) for chunk in x.split(2048)]).numpy()
+
+
+def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
+            np.savez(tmp, **arrays)
+        os.replace(tmp.name, path)
+    except OSError as err:
+        raise DatasetError(f"cannot write the 2-D point cache {path}: {err}") from None
