@@ -31,6 +31,12 @@ page = st.navigation(
             "app_pages/train.py", title="Train", icon=":material/model_training:", default=True
         ),
         st.Page("app_pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+        st.Page(
+            "app_pages/distributions.py",
+            title="Cluster distributions",
+            icon=":material/blur_on:",
+        ),
+        st.Page("app_pages/maximize.py", title="Neuron maximization", icon=":material/psychology:"),
     ]
 )
 st.sidebar.markdown(f"**Device:** {device_label()}")

@@ -2,39 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 import streamlit as st
 
+from app_pages.checkpoint_picker import CheckpointChoice, pick_checkpoint
 from moa_core import explore, ui_state
 from moa_core.analysis.embedding import UmapParams
-from moa_core.checkpoint import CheckpointError, RunInfo, list_runs, load_checkpoint
+from moa_core.checkpoint import CheckpointError
 from moa_core.data import DatasetError
 from moa_core.device import resolve_device
 from moa_core.lessons import lesson_text, lesson_title
-from moa_core.uploads import load_uploaded_checkpoint
 from moa_core.viz.images import thumbnails
 from moa_core.viz.latent import latent_html, latent_html_height, latent_scatter
 from moa_core.viz.training import usage_figure
 
-SAVED, UPLOAD = "Saved run", "Upload a checkpoint"
 USER_ERRORS = (CheckpointError, DatasetError)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Running the model over its training set…")
-def analysed_run(path: str, mtime: float) -> explore.RunAnalysis:
-    """The mtime is in the key and in the run id, so a rewritten file gets fresh UMAP/thumbnails."""
+def analysed(run_id: str, _choice: CheckpointChoice) -> explore.RunAnalysis:
+    """Keyed by the run id, which changes when the file is rewritten or another is uploaded."""
     device = resolve_device("auto")
-    run_id = f"{Path(path).stem}@{mtime}"
-    return explore.analyse(load_checkpoint(Path(path), device), run_id, device)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint…")
-def analysed_upload(digest: str, name: str, _data: bytes) -> explore.RunAnalysis:
-    device = resolve_device("auto")
-    loaded = load_uploaded_checkpoint(name, _data, device)
-    return explore.analyse(loaded, f"upload-{digest[:12]}", device)
+    return explore.analyse(_choice.load(device), run_id, device)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -44,44 +32,12 @@ def point_thumbnails(run_id: str, count: int, _analysis: explore.RunAnalysis) ->
     return thumbnails(explore.images(_analysis, indices))
 
 
-def describe(run: RunInfo) -> str:
-    nmi = (run.meta.get("metrics") or {}).get("nmi")
-    score = f", NMI {nmi:.2f}" if isinstance(nmi, float) else ""
-    return f"{run.run_id} ({run.model_type}, {run.meta.get('dataset', '?')}{score})"
-
-
-def choose_checkpoint() -> explore.RunAnalysis:
-    """The source picker; stops the page with one line when there is nothing (valid) to show."""
-    source = st.radio("Checkpoint", [SAVED, UPLOAD], horizontal=True, key="latent_source")
-    if source == SAVED:
-        runs = {run.run_id: run for run in list_runs()}
-        if not runs:
-            st.info(
-                "No saved runs yet: train one on the Train page and press **Save as run**, "
-                "or upload a checkpoint."
-            )
-            st.stop()
-        run_id = st.selectbox(
-            "Run", list(runs), key="latent_run", format_func=lambda r: describe(runs[r])
-        )
-        run = runs[run_id]
-        return analysed_run(str(run.path), run.path.stat().st_mtime)
-    upload = st.file_uploader("Checkpoint file", type=["safetensors"], key="latent_upload")
-    if upload is None:
-        st.info(
-            "Upload a `.safetensors` checkpoint saved by Mixture Lab (`moa train` or "
-            "**Save as run**). It is validated and never unpickled."
-        )
-        st.stop()
-    data = upload.getvalue()
-    return analysed_upload(hashlib.sha256(data).hexdigest(), upload.name, data)
-
-
 st.title("Latent space")
 with st.expander(lesson_title("latent")):
     st.markdown(lesson_text("latent"))
+choice = pick_checkpoint("latent_", "train one on the Train page and press **Save as run**")
 try:
-    analysis = choose_checkpoint()
+    analysis = analysed(choice.run_id, choice)
 except USER_ERRORS as err:
     st.error(str(err))
     st.stop()

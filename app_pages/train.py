@@ -4,69 +4,37 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.job_panel import JobPanel
 from moa_core import ui_state
 from moa_core.checkpoint import save_run
 from moa_core.data import data_dir
 from moa_core.lessons import lesson_text, lesson_title
-from moa_core.train.jobs import Job, job_manager
+from moa_core.train.jobs import Job
 from moa_core.train.setup import LR_SCHEDULES
 from moa_core.viz.images import reconstruction_grid
 from moa_core.viz.training import loss_figure, metrics_figure, usage_figure
 
 POLL_SECONDS = 1.0
-JOBS = "train_job_ids"  # session key: ids of this browser session's jobs in the job manager
 PREFIX = "train_"  # widget keys are PREFIX + TrainSettings field names
 GRID_WIDTH, GRID_HEIGHT = 480, 400  # pixel box the reconstruction grid is scaled into
 
-manager = job_manager()
+panel = JobPanel(PREFIX)  # this page's jobs in the process-wide job manager
 
 
-def session_jobs() -> list[Job]:
-    return [manager.jobs[i] for i in st.session_state.get(JOBS, []) if i in manager.jobs]
-
-
-def active_jobs() -> list[Job]:
-    return [job for job in session_jobs() if ui_state.is_active(job)]
-
-
-# Button callbacks run before the script, so the same run already draws their effect.
 def start() -> None:
-    if active_jobs():  # a second click before the rerun must not orphan the running jobs
-        return
     settings = ui_state.TrainSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
-    jobs = [manager.submit(spec) for spec in settings.job_specs()]
-    for job in jobs:
-        job.control.set_delay(st.session_state.get("train_delay", 0.0))
-    st.session_state[JOBS] = [job.id for job in jobs]
-
-
-def control(action: str) -> None:
-    for job in active_jobs():
-        if action == "stop":
-            manager.cancel(job)
-        else:
-            getattr(job.control, action)()
-
-
-def reset() -> None:
-    control("stop")
-    st.session_state[JOBS] = []
+    panel.start(settings.job_specs())
 
 
 def apply_learning_rate() -> None:
-    for job in active_jobs():
+    for job in panel.active_jobs():
         job.control.set_learning_rate(float(st.session_state[f"{PREFIX}lr"]))
-
-
-def apply_delay() -> None:
-    for job in active_jobs():
-        job.control.set_delay(float(st.session_state["train_delay"]))
 
 
 def save(job_id: int) -> None:
     if f"train_saved_{job_id}" in st.session_state:  # a double click saves once
         return
-    run = manager.jobs[job_id].state.run
+    run = panel.manager.jobs[job_id].state.run
     try:
         path = save_run(run.model, run.config, run.checkpoint_meta())
         st.session_state[f"train_saved_{job_id}"] = ("success", f"Saved as run: `{path}`")
@@ -159,16 +127,7 @@ def settings_panel(locked: bool) -> str | None:
             disabled=locked,
             help="cosine: the rate anneals from the base rate to 0 over the run.",
         )
-        c3.slider(
-            "Slow down (seconds per batch)",
-            0.0,
-            1.0,
-            0.0,
-            step=0.05,
-            key="train_delay",
-            on_change=apply_delay,
-            help="Speed control: watch training step by step.",
-        )
+        panel.delay_slider(c3)
     spec = ui_state.dataset_spec(
         st.session_state[f"{PREFIX}dataset"], st.session_state[f"{PREFIX}classes"]
     )
@@ -176,29 +135,6 @@ def settings_panel(locked: bool) -> str | None:
     if problem:
         st.error(problem)
     return problem
-
-
-def buttons(jobs: list[Job], active: bool, problem: str | None) -> None:
-    cols = st.columns(6)
-    cols[0].button("Start", on_click=start, disabled=active or bool(problem), type="primary")
-    cols[1].button("Pause", on_click=control, args=("pause",), disabled=not active)
-    cols[2].button("Resume", on_click=control, args=("resume",), disabled=not active)
-    cols[3].button(
-        "Step",
-        on_click=control,
-        args=("step",),
-        disabled=not active,
-        help="Run one batch, then pause.",
-    )
-    cols[4].button("Stop", on_click=control, args=("stop",), disabled=not active)
-    cols[5].button("Reset", on_click=reset, disabled=not jobs)
-
-
-def job_header(job: Job, view: dict) -> None:
-    status = ui_state.job_status(job, view, manager.queue_position(job))
-    st.markdown(f"**{job.spec.label}** on `{job.spec.dataset}`")
-    getattr(st, status.level)(status.text)
-    st.progress(status.progress, text=f"epoch {status.epochs_done}/{status.epochs_total}")
 
 
 def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:
@@ -223,11 +159,9 @@ def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:
 
 
 def job_results(job: Job) -> None:
-    metrics = ui_state.final_metrics(job)
-    if metrics is None:
+    panel.results(job)
+    if ui_state.final_metrics(job) is None:
         return
-    for column, (label, value) in zip(st.columns(4), ui_state.score_tiles(metrics), strict=True):
-        column.metric(label, value)
     saved = st.session_state.get(f"train_saved_{job.id}")
     if saved:
         level, text = saved
@@ -238,7 +172,7 @@ def job_results(job: Job) -> None:
 
 def live_view(was_active: bool) -> None:
     """Polled every POLL_SECONDS while a job runs (a fragment): redraws from `job.state`."""
-    jobs = session_jobs()
+    jobs = panel.jobs()
     if not jobs:
         st.info("Choose the settings above and press **Start**.")
         return
@@ -247,7 +181,7 @@ def live_view(was_active: bool) -> None:
         st.rerun()  # full rerun: stops the polling and unlocks the settings
     for job, col in zip(jobs, st.columns(len(jobs)), strict=True):
         with col:
-            job_header(job, views[job.id])
+            panel.header(job, views[job.id])
     left, right = st.columns(2)
     left.plotly_chart(
         loss_figure({job.spec.label: views[job.id]["losses"] for job in jobs}), key="loss"
@@ -269,8 +203,7 @@ def live_view(was_active: bool) -> None:
 st.title("Train")
 with st.expander(lesson_title("train")):
     st.markdown(lesson_text("train"))
-jobs = session_jobs()
-active = any(ui_state.is_active(job) for job in jobs)
+active = bool(panel.active_jobs())
 problem = settings_panel(locked=active)
-buttons(jobs, active, problem)
+panel.buttons(start, disabled=bool(problem))
 st.fragment(run_every=POLL_SECONDS if active else None)(live_view)(was_active=active)

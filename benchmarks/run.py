@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import expert_bank, moa_vs_moa_plus, umap_time
+from benchmarks import em_collapse, em_images, expert_bank, moa_vs_moa_plus, synthesis, umap_time
 
 BENCHMARKS = {
+    "em_collapse": em_collapse.run,
+    "em_images": em_images.run,
     "expert_bank": expert_bank.run,
     "moa_vs_moa_plus": moa_vs_moa_plus.run,
+    "synthesis": synthesis.run,
     "umap_time": umap_time.run,
 }
 

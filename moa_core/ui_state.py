@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from moa_core.data import DatasetError, dataset_names, load_dataset, point_set_names
 from moa_core.models import config_class, model_types
@@ -26,9 +26,20 @@ def image_datasets() -> list[str]:
     return [name for name in dataset_names() if name not in point_set_names()]
 
 
+def accepted_kinds(model_type: str) -> tuple[str, ...]:
+    """The data kinds a family trains on: `input_kinds`, else its one `input_kind`."""
+    cls = config_class(model_type)
+    return getattr(cls, "input_kinds", (getattr(cls, "input_kind", "image"),))
+
+
 def image_model_types() -> list[str]:
-    """Registered model types whose config takes images (`input_kind == "image"`)."""
-    return [t for t in model_types() if getattr(config_class(t), "input_kind", "") == "image"]
+    """Registered model types whose config takes images."""
+    return [t for t in model_types() if "image" in accepted_kinds(t)]
+
+
+def point_model_types() -> list[str]:
+    """Registered model types that train on 2-D points (the Cluster distributions page)."""
+    return [t for t in model_types() if "points" in accepted_kinds(t)]
 
 
 def compare_pair() -> tuple[str, str] | None:
@@ -51,8 +62,18 @@ def check_dataset(spec: str) -> str | None:
     return None
 
 
+class PageSettings:
+    """A page's widget values as a dataclass, read back from the session by field name."""
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], prefix: str = "") -> Self:
+        """Fields read from `values[prefix + name]` (e.g. `st.session_state`); others ignored."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: values[prefix + n] for n in names if prefix + n in values})
+
+
 @dataclass
-class TrainSettings:
+class TrainSettings(PageSettings):
     """The Train page's widgets, as plain values; defaults are the page's starting values.
 
     Fewer epochs than `TrainConfig` (10, not 30): a class watches it live.
@@ -91,12 +112,6 @@ class TrainSettings:
         pair = compare_pair()
         types = list(pair) if self.compare and pair else [self.model_type]
         return [JobSpec(t, self.spec, self.overrides(), label=t) for t in types]
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any], prefix: str = "") -> TrainSettings:
-        """Fields read from `values[prefix + name]` (e.g. `st.session_state`); others ignored."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{n: values[prefix + n] for n in names if prefix + n in values})
 
 
 @dataclass
@@ -154,3 +169,43 @@ def score_tiles(metrics: dict[str, Any]) -> list[tuple[str, str]]:
         ("ARI", f"{metrics['ari']:.3f}"),
         ("Clusters used", f"{metrics['clusters_used']}/{len(metrics['usage'])}"),
     ]
+
+
+def ablation(model_type: str) -> tuple[str, dict[str, Any]] | None:
+    """(label, overrides) that switch off a family's key idea, or None when it has none."""
+    return getattr(config_class(model_type), "ablation", None)
+
+
+@dataclass
+class PlaneSettings(PageSettings):
+    """The Cluster distributions page's widgets. Paper 004, Sec. 8.1: batch 128, Adam 1e-3."""
+
+    dataset: str = "digits2d"
+    model_type: str = "neural_em"
+    num_clusters: int = 0  # 0: one cluster per class
+    epochs: int = 30
+    lr: float = 1e-3
+    seed: int = 0
+    side_by_side: bool = True
+
+    def job_specs(self) -> list[JobSpec]:
+        """The model as configured and, side by side, its ablation (same data and seed)."""
+        overrides: dict[str, Any] = {
+            "epochs": int(self.epochs),
+            "lr": float(self.lr),
+            "seed": int(self.seed),
+            **({"num_clusters": int(self.num_clusters)} if self.num_clusters else {}),
+        }
+        specs = [JobSpec(self.model_type, self.dataset, overrides, label=self.model_type)]
+        switched_off = ablation(self.model_type)
+        if self.side_by_side and switched_off:
+            label, changes = switched_off
+            specs.append(
+                JobSpec(
+                    self.model_type,
+                    self.dataset,
+                    {**overrides, **changes},
+                    label=f"{self.model_type} {label}",
+                )
+            )
+        return specs

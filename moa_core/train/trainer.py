@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from moa_core.analysis.density import plane_snapshot
 from moa_core.data import Dataset
 from moa_core.models.base import train_phases
 from moa_core.train.control import TrainingControl
@@ -153,7 +154,8 @@ class Trainer:
 
     @torch.no_grad()
     def snapshot(self) -> dict:
-        """A few inputs with each expert's reconstruction and gate, for the live grid."""
+        """A few inputs with each expert's reconstruction and gate, for the live grid; for 2-D
+        points also the cluster densities over the plane, for the live contour plot."""
         self.model.eval()
         x = self.data.x[:SNAPSHOT_SAMPLES]
         out = self.model(x)
@@ -161,6 +163,8 @@ class Trainer:
         snap = {"inputs": x.float().cpu().numpy(), "gate_probs": out.gate_probs.cpu().numpy()}
         if out.reconstructions is not None:
             snap["reconstructions"] = out.reconstructions.float().cpu().numpy()
+        if self.data.kind == "points" and self.data.x.shape[1] == 2:
+            snap["plane"] = plane_snapshot(self.model, self.data.x, self.config.seed)
         return snap
 
     def _set_learning_rate(self, progress: float) -> None:

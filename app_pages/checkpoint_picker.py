@@ -1,0 +1,63 @@
+"""The saved-run / upload picker the exploring pages share (not a page).
+
+It returns a `CheckpointChoice`: a stable id for the page's caches and a way to load the
+checkpoint, validated and never unpickled. Widget keys start with the page's prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import streamlit as st
+import torch
+
+from moa_core.checkpoint import LoadedCheckpoint, RunInfo, list_runs, load_checkpoint
+from moa_core.uploads import load_uploaded_checkpoint
+
+SAVED, UPLOAD = "Saved run", "Upload a checkpoint"
+
+
+@dataclass(frozen=True)
+class CheckpointChoice:
+    run_id: str  # "<run>@<mtime>" or "upload-<sha256 prefix>": a rewritten file gets a new id
+    path: Path | None = None
+    upload_name: str = ""
+    upload_data: bytes = field(default=b"", repr=False)
+
+    def load(self, device: torch.device) -> LoadedCheckpoint:
+        if self.path is not None:
+            return load_checkpoint(self.path, device)
+        return load_uploaded_checkpoint(self.upload_name, self.upload_data, device)
+
+
+def describe(run: RunInfo) -> str:
+    nmi = (run.meta.get("metrics") or {}).get("nmi")
+    score = f", NMI {nmi:.2f}" if isinstance(nmi, float) else ""
+    return f"{run.run_id} ({run.model_type}, {run.meta.get('dataset', '?')}{score})"
+
+
+def pick_checkpoint(prefix: str, empty_hint: str) -> CheckpointChoice:
+    """The source radio and run list or uploader; stops the page when nothing is chosen."""
+    source = st.radio("Checkpoint", [SAVED, UPLOAD], horizontal=True, key=f"{prefix}source")
+    if source == SAVED:
+        runs = {run.run_id: run for run in list_runs()}
+        if not runs:
+            st.info(f"No saved runs yet: {empty_hint}, or upload a checkpoint.")
+            st.stop()
+        run_id = st.selectbox(
+            "Run", list(runs), key=f"{prefix}run", format_func=lambda r: describe(runs[r])
+        )
+        path = runs[run_id].path
+        return CheckpointChoice(f"{path.stem}@{path.stat().st_mtime}", path=path)
+    upload = st.file_uploader("Checkpoint file", type=["safetensors"], key=f"{prefix}upload")
+    if upload is None:
+        st.info(
+            "Upload a `.safetensors` checkpoint saved by Mixture Lab (`moa train` or "
+            "**Save as run**). It is validated and never unpickled."
+        )
+        st.stop()
+    data = upload.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    return CheckpointChoice(f"upload-{digest[:12]}", upload_name=upload.name, upload_data=data)
