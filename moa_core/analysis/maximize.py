@@ -122,6 +122,15 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     return dx + dy
 
 
+def _blur_now(settings: SynthesisSettings, step: int) -> bool:
+    """Every `blur_every` steps, but not in the last stretch: the final image is sharpened by
+    the ascent again, since a blur lowers the activation it just reached."""
+    every = settings.blur_every
+    if not every or settings.fourier:
+        return False
+    return step % every == 0 and step <= settings.steps - every
+
+
 def _blur_param(param: torch.Tensor) -> None:
     """A 3×3 box blur applied to pixel-space parameters in place."""
     flat = param.data.reshape(-1, 1, *param.shape[-2:])
@@ -158,7 +167,7 @@ def synthesize(
         (grad,) = torch.autograd.grad(loss, [image.param])  # model weights stay untouched
         image.param.grad = grad
         optimizer.step()
-        if settings.blur_every and not settings.fourier and step % settings.blur_every == 0:
+        if _blur_now(settings, step):
             _blur_param(image.param)
         history.append(_clean_scores(score_fn, image(), rows, columns))
         if progress is not None:

@@ -88,15 +88,20 @@ class NeuralEMConfig(ModelConfig):
 
 
 def normalized_score_bound(n: int) -> float:
-    """Largest |a*| a batch of n can hold, (n − 1)/√n (paper 004, Sec. 5, after [26])."""
-    return (n - 1) / math.sqrt(n)
+    """Largest |a*| a batch of n can hold when σ is the batch's 1/n standard deviation: √(n − 1).
+
+    Paper 004, Sec. 5 quotes (n − 1)/√n after [26], which is the bound for the (n − 1)
+    sample standard deviation; its own normalization (and BatchNorm's) divides by the 1/n
+    one, whose bound is √(n − 1): 11.27 rather than 11.23 at n = 128.
+    """
+    return math.sqrt(n - 1)
 
 
 def gamma_for_batch(n: int) -> float:
     """γ that keeps every a*/γ in the sigmoid's near-linear region for a batch of n.
 
-    Paper 004, Sec. 5: a* lies within ±(n − 1)/√n and γ = 5 at n = 128. γ scales with that
-    bound so every batch size keeps the paper's margin; γ > 1 always.
+    Paper 004, Sec. 5: γ = 5 at n = 128. γ scales with the bound on |a*| so every batch size
+    keeps the paper's margin (|a*/γ| ≤ 2.25); it is never below 1.
     """
     return max(1.0, PAPER_GAMMA * normalized_score_bound(n) / normalized_score_bound(PAPER_BATCH))
 
