@@ -120,6 +120,37 @@ def test_every_page_loads_without_exceptions(page) -> None:
     assert page.get_by_text("NMI").count() >= 1
     assert_no_exception(page)
 
+    page.get_by_role("link", name="Cluster distributions").click()
+    page.get_by_role("button", name="Start").wait_for()
+    assert_no_exception(page)
+
+    page.get_by_role("link", name="Neuron maximization").click()  # the saved MoA+ run's gate
+    page.get_by_text("excites its unit more than every dataset image").wait_for(
+        timeout=RENDER_TIMEOUT_MS
+    )
+    assert page.locator('[data-testid="stImage"]').count() == 1
+    assert_no_exception(page)
+
+
+def test_cluster_densities_redraw_while_training(page) -> None:
+    """Both runs (normalized and not) draw their contour panels live, then Table 1."""
+    page.goto("/distributions")
+    page.get_by_role("button", name="Start").wait_for()
+    page.locator('input[aria-label="2-D dataset"]').click()
+    page.get_by_role("option", name="blobs").click()
+    number_input(page, "Epochs", 6)
+    page.get_by_role("button", name="Start").click()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and page.get_by_text("finished —").count() < 2:
+        time.sleep(0.5)
+    assert page.get_by_text("finished —").count() == 2
+    plots = page.locator(".js-plotly-plot")
+    sync_api.expect(plots).to_have_count(2)
+    # Three panels per run by default (paper 004, Fig. 5 draws three clusters).
+    sync_api.expect(plots.first.locator(".contour")).to_have_count(3)
+    assert page.get_by_text("Mean density over one batch of 128 points").count() == 1
+    assert_no_exception(page)
+
 
 def test_latent_hover_shows_the_image_and_selection_shows_a_grid(page) -> None:
     page.goto("/latent")  # a deep link as the first request works too

@@ -22,6 +22,7 @@ from moa_core.data import (
     image_sets,
     load_dataset,
     parse_spec,
+    point_set_names,
 )
 
 # Read before the autouse fixture clears MOA_DATA_DIR for every test.
@@ -91,13 +92,19 @@ def test_dataset_names() -> None:
         "blobs",
         "cifar10",
         "digits",
+        "digits2d",
         "fashion_mnist",
         "mnist",
+        "mnist2d",
         "moons",
         "rings",
         "spiral",
         "usps",
+        "usps2d",
     ]
+    assert point_set_names() == [
+        "blobs", "digits2d", "mnist2d", "moons", "rings", "spiral", "usps2d"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -436,3 +443,38 @@ class _Tripwire:
 
     def __reduce__(self) -> tuple[object, tuple[()]]:
         return _trip, ()
+
+
+# --- 2-D bottleneck sets (paper 004, Sec. 8.1) --------------------------------------------
+
+
+@pytest.mark.slow
+def test_digits2d_is_built_once_and_keeps_the_classes_apart(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The 2-unit bottleneck of a supervised CNN: every digit, 2 columns, classes that a
+    nearest-neighbour vote recovers (visible groups), cached after the first build."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path))
+    data = load_dataset("digits2d")
+    images = load_dataset("digits")
+    assert data.kind == "points" and data.x.shape == (1797, 2)
+    assert torch.equal(data.y, images.y)
+    assert abs(float(data.x.mean())) < 1e-4
+    knn = KNeighborsClassifier(15).fit(data.x.numpy(), data.y.numpy())
+    assert knn.score(data.x.numpy(), data.y.numpy()) > 0.9
+    cached = next(tmp_path.glob("digits2d-*.npz"))
+    stamp = cached.stat().st_mtime_ns
+    again = load_dataset("digits2d:3,5")
+    assert cached.stat().st_mtime_ns == stamp  # read back, not rebuilt
+    assert set(again.y.tolist()) == {3, 5}
+
+
+def test_mnist2d_without_mnist_names_the_missing_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path))
+    _use_dir(monkeypatch, tmp_path / "empty")
+    assert "mnist" in _error("mnist2d")
+    assert not list(tmp_path.glob("mnist2d-*.npz"))
