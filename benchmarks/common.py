@@ -53,3 +53,17 @@ def progress(message: str) -> None:
 def emit(record: dict) -> dict:
     print(json.dumps(record), flush=True)
     return record
+
+
+def run_cases(cases, run_case: Callable[[str, dict], dict]) -> tuple[dict, dict]:
+    """Run every (dataset spec, settings) case; a case whose data is absent is skipped with
+    its one-line reason instead of failing the benchmark."""
+    from moa_core.data import DatasetError
+
+    results, skipped = {}, {}
+    for spec, settings in cases:
+        try:
+            results[spec] = {"settings": settings, **run_case(spec, settings)}
+        except DatasetError as err:
+            skipped[spec] = str(err)
+    return results, skipped

@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device_label, emit, mean_std, progress
+from benchmarks.common import device_label, emit, mean_std, progress, run_cases
 from moa_core.analysis.density import mean_density
-from moa_core.data import DatasetError
 from moa_core.train.run import train_model
 
 SEEDS = (0, 1, 2)
@@ -42,12 +41,7 @@ def run_case(spec: str, settings: dict) -> dict:
 
 def run() -> dict:
     start = time.perf_counter()
-    results, skipped = {}, {}
-    for spec, settings in CASES:
-        try:
-            results[spec] = {"settings": settings, **run_case(spec, settings)}
-        except DatasetError as err:
-            skipped[spec] = str(err)
+    results, skipped = run_cases(CASES, run_case)
     ratio = np.mean(
         [
             r["normalized"]["nmi"]["mean"] / max(r["unnormalized"]["nmi"]["mean"], 1e-3)

@@ -8,8 +8,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device, device_label, emit, mean_std, progress
-from moa_core.data import DatasetError
+from benchmarks.common import device, device_label, emit, mean_std, progress, run_cases
 from moa_core.train.run import train_model
 
 SEEDS = (0, 1)
@@ -38,12 +37,7 @@ def run_case(spec: str, settings: dict) -> dict:
 def run() -> dict:
     start = time.perf_counter()
     cases = GPU_CASES if device().type == "cuda" else CPU_CASES
-    results, skipped = {}, {}
-    for spec, settings in cases:
-        try:
-            results[spec] = {"settings": settings, **run_case(spec, settings)}
-        except DatasetError as err:
-            skipped[spec] = str(err)
+    results, skipped = run_cases(cases, run_case)
     ratio = np.mean(
         [r["two_fold"]["acc"]["mean"] / r["em_only"]["acc"]["mean"] for r in results.values()]
     )

@@ -9,8 +9,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from benchmarks.common import device_label, emit, mean_std, progress
-from moa_core.data import DatasetError, load_dataset
+from benchmarks.common import device_label, emit, mean_std, progress, run_cases
+from moa_core.data import load_dataset
 from moa_core.train.run import train_model
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -52,12 +52,7 @@ def run_case(spec: str, settings: dict) -> dict:
 
 def run() -> dict:
     start = time.perf_counter()
-    results, skipped = {}, {}
-    for spec, settings in CASES:
-        try:
-            results[spec] = {"settings": settings, **run_case(spec, settings)}
-        except DatasetError as err:
-            skipped[spec] = str(err)
+    results, skipped = run_cases(CASES, run_case)
     plus = np.mean([r["moa_plus"]["mean"] for r in results.values()])
     floor = np.mean([r["kmeans"]["mean"] for r in results.values()])
     return emit(
