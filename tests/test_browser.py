@@ -121,7 +121,8 @@ def test_every_page_loads_without_exceptions(page) -> None:
     assert_no_exception(page)
 
     page.get_by_role("link", name="Cluster distributions").click()
-    page.get_by_role("button", name="Start").wait_for()
+    # The default digits2d is built on a machine's first visit (a supervised CNN, ~10-30 s).
+    page.get_by_role("button", name="Start").wait_for(timeout=RENDER_TIMEOUT_MS)
     assert_no_exception(page)
 
     page.get_by_role("link", name="Neuron maximization").click()  # the saved MoA+ run's gate
@@ -135,7 +136,7 @@ def test_every_page_loads_without_exceptions(page) -> None:
 def test_cluster_densities_redraw_while_training(page) -> None:
     """Both runs (normalized and not) draw their contour panels live, then Table 1."""
     page.goto("/distributions")
-    page.get_by_role("button", name="Start").wait_for()
+    page.get_by_role("button", name="Start").wait_for(timeout=RENDER_TIMEOUT_MS)
     page.locator('input[aria-label="2-D dataset"]').click()
     page.get_by_role("option", name="blobs").click()
     number_input(page, "Epochs", 6)
