@@ -129,7 +129,7 @@ def test_every_page_loads_without_exceptions(page) -> None:
     page.get_by_text("excites its unit more than every dataset image").wait_for(
         timeout=RENDER_TIMEOUT_MS
     )
-    assert page.locator('[data-testid="stImage"]').count() == 1
+    sync_api.expect(page.locator('[data-testid="stImage"]')).to_have_count(1)
     assert_no_exception(page)
 
 
