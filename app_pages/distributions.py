@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.job_panel import JobPanel
+from app_pages.job_panel import JobPanel, show_dataset_problem
 from moa_core import ui_state
-from moa_core.data import data_dir, point_set_names
+from moa_core.data import point_set_names
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.viz.density import density_contours, mean_density_table
@@ -21,12 +21,6 @@ panel = JobPanel(PREFIX)
 def start() -> None:
     settings = ui_state.PlaneSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
     panel.start(settings.job_specs())
-
-
-@st.cache_data(ttl=60, show_spinner="Preparing the 2-D data (built once, then cached)…")
-def dataset_problem(spec: str, folder: str) -> str | None:
-    del folder  # part of the cache key only: a different MOA_DATA_DIR may hold the files
-    return ui_state.check_dataset(spec)
 
 
 def settings_panel(locked: bool) -> str | None:
@@ -76,10 +70,7 @@ def settings_panel(locked: bool) -> str | None:
             help="Train a second copy with the model's key idea switched off (same data, seed).",
         )
         panel.delay_slider(c3)
-    problem = dataset_problem(st.session_state[f"{PREFIX}dataset"], str(data_dir()))
-    if problem:
-        st.error(problem)
-    return problem
+    return show_dataset_problem(st.session_state[f"{PREFIX}dataset"])
 
 
 def chosen_clusters(jobs: list[Job], views: dict[int, dict]) -> list[int]:

@@ -9,9 +9,24 @@ from __future__ import annotations
 import streamlit as st
 
 from moa_core import ui_state
+from moa_core.data import data_dir
 from moa_core.train.jobs import Job, JobSpec, job_manager
 
 DELAY_HELP = "Speed control: watch training step by step."
+
+
+@st.cache_data(ttl=60, show_spinner="Checking the dataset (2-D sets are built on first use)…")
+def _dataset_problem(spec: str, folder: str) -> str | None:
+    del folder  # part of the cache key only: a different MOA_DATA_DIR may hold the files
+    return ui_state.check_dataset(spec)
+
+
+def show_dataset_problem(spec: str) -> str | None:
+    """Check `spec` (cached per data folder); show and return the one-line reason, or None."""
+    problem = _dataset_problem(spec, str(data_dir()))
+    if problem:
+        st.error(problem)
+    return problem
 
 
 class JobPanel:

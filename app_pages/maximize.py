@@ -22,9 +22,8 @@ REPORTS = f"{PREFIX}reports"  # session cache: (run id, settings) → UnitReport
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint and its data…")
 def loaded(run_id: str, _choice: CheckpointChoice) -> tuple[LoadedCheckpoint, Dataset]:
-    del run_id  # the cache key
     checkpoint = _choice.load(resolve_device("auto"))
-    return checkpoint, explore.run_dataset(checkpoint.meta)
+    return checkpoint, explore.checked_run_dataset(checkpoint, run_id)
 
 
 def report_for(run_id: str, checkpoint: LoadedCheckpoint, data: Dataset, settings) -> UnitReport:
@@ -85,9 +84,9 @@ st.image(
     maximization_grid(images[extremes.top], images[extremes.bottom], synthesis.images, scale),
     caption="rows: cluster 1, 2, … · top | bottom | synthesized",
 )
-beaten = int((synthesis.final_scores > report.best_dataset_scores).sum())
 st.markdown(
-    f"The synthesized image excites its unit more than every dataset image for **{beaten} of "
+    f"The synthesized image excites its unit more than every dataset image for "
+    f"**{report.units_beaten} of "
     f"{len(report.units)}** clusters. Dotted lines: each unit's best dataset image."
 )
 st.plotly_chart(activation_figure(synthesis.history, report.best_dataset_scores, report.units))

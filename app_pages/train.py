@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.job_panel import JobPanel
+from app_pages.job_panel import JobPanel, show_dataset_problem
 from moa_core import ui_state
 from moa_core.checkpoint import save_run
-from moa_core.data import data_dir
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.train.setup import LR_SCHEDULES
@@ -40,13 +39,6 @@ def save(job_id: int) -> None:
         st.session_state[f"train_saved_{job_id}"] = ("success", f"Saved as run: `{path}`")
     except OSError as err:
         st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {err}")
-
-
-@st.cache_data(ttl=60, show_spinner="Checking the dataset…")
-def dataset_problem(spec: str, folder: str) -> str | None:
-    """One-line reason why `spec` cannot load (cached per data folder), or None."""
-    del folder  # part of the cache key only: a different MOA_DATA_DIR may hold the files
-    return ui_state.check_dataset(spec)
 
 
 def settings_panel(locked: bool) -> str | None:
@@ -131,10 +123,7 @@ def settings_panel(locked: bool) -> str | None:
     spec = ui_state.dataset_spec(
         st.session_state[f"{PREFIX}dataset"], st.session_state[f"{PREFIX}classes"]
     )
-    problem = dataset_problem(spec, str(data_dir()))
-    if problem:
-        st.error(problem)
-    return problem
+    return show_dataset_problem(spec)
 
 
 def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:

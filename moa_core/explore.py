@@ -51,16 +51,23 @@ def run_dataset(meta: dict[str, Any]) -> Dataset:
     return training_samples(str(spec), train.get("max_samples", 0), train.get("seed", 0))
 
 
+def checked_run_dataset(loaded: LoadedCheckpoint, run_id: str) -> Dataset:
+    """The run's training samples, after checking the model takes them (kind, channels,
+    size): a mismatch is a one-line CheckpointError, not a shape error deep in a forward."""
+    dataset = run_dataset(loaded.meta)
+    try:
+        check_dataset_fits(loaded.config, dataset)
+    except ConfigError as err:
+        raise CheckpointError(f"{run_id}: {err}") from None
+    return dataset
+
+
 def analyse(
     loaded: LoadedCheckpoint, run_id: str, device: str | torch.device = "cpu"
 ) -> RunAnalysis:
     """Run the model over its training set once; raises DatasetError / CheckpointError."""
-    dataset = run_dataset(loaded.meta)
+    dataset = checked_run_dataset(loaded, run_id)
     config = loaded.config
-    try:
-        check_dataset_fits(config, dataset)
-    except ConfigError as err:
-        raise CheckpointError(f"{run_id}: {err}") from None
     model = loaded.model.to(device)
     outputs = collect_outputs(model, dataset.x.to(device))
     labels = dataset.y.cpu().numpy()

@@ -478,3 +478,12 @@ def test_mnist2d_without_mnist_names_the_missing_file(
     _use_dir(monkeypatch, tmp_path / "empty")
     assert "mnist" in _error("mnist2d")
     assert not list(tmp_path.glob("mnist2d-*.npz"))
+
+
+def test_unreadable_2d_cache_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path))
+    from moa_core.data.bottleneck import FORMAT_VERSION
+
+    (tmp_path / f"digits2d-v{FORMAT_VERSION}.npz").write_bytes(b"not a zip file")
+    message = _error("digits2d")
+    assert "unreadable 2-D point cache" in message and "delete it to rebuild" in message

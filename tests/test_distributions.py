@@ -16,7 +16,6 @@ from moa_core.analysis.density import (
     mean_density,
     plane_snapshot,
 )
-from moa_core.data import load_dataset
 from moa_core.models import build_model
 from moa_core.models.neural_em import NeuralEMConfig
 from moa_core.train.jobs import job_manager
@@ -96,12 +95,27 @@ def test_models_without_densities_fall_back_to_posteriors() -> None:
     np.testing.assert_allclose(grid.values.sum(0), 1.0, atol=1e-5)
 
 
-def test_snapshot_samples_at_most_the_cap_and_table_batch_is_128() -> None:
+def test_snapshot_samples_at_most_the_cap() -> None:
     model = build_model(POINTS)
     points = torch.randn(3000, 2)
     snapshot = plane_snapshot(model, points)
     assert snapshot["points"].shape == (2000, 2) and snapshot["assignments"].shape == (2000,)
-    assert TABLE_BATCH == 128
+    kept = {tuple(p) for p in snapshot["points"].tolist()}
+    assert kept <= {tuple(p) for p in points.tolist()}  # a sample of the data, not new points
+
+
+def test_table_mean_covers_one_batch_of_128() -> None:
+    """Up to 128 points the mean is over all of them; beyond, over a seeded 128-subset."""
+    model = build_model(POINTS)
+    points = torch.randn(TABLE_BATCH + 72, 2)
+    per_point = cluster_densities(model, points)
+    np.testing.assert_allclose(
+        mean_density(model, points[:TABLE_BATCH]), per_point[:TABLE_BATCH].mean(0), rtol=1e-5
+    )
+    # With 200 points it is not the mean over all of them, and the same on every call.
+    whole = mean_density(model, points)
+    assert not np.allclose(whole, per_point.mean(0).numpy(), atol=1e-7)
+    np.testing.assert_allclose(whole, mean_density(model, points), rtol=0)  # seeded
 
 
 def test_contour_figure_has_one_panel_per_chosen_cluster(blobs_run) -> None:
@@ -139,11 +153,6 @@ def test_plane_settings_add_the_ablation_side_by_side() -> None:
     assert specs[0].dataset == specs[1].dataset == "blobs"
     assert specs[1].overrides["seed"] == specs[0].overrides["seed"]
     assert len(PlaneSettings(side_by_side=False).job_specs()) == 1
-
-
-def test_points_are_standardized_toy_data() -> None:
-    data = load_dataset("blobs")
-    assert data.kind == "points" and data.x.shape[1] == 2
 
 
 def test_page_trains_both_runs_and_draws_contours_and_table() -> None:

@@ -156,3 +156,14 @@ def test_page_refuses_a_points_model(tmp_path, monkeypatch) -> None:
     at.run()
     assert not at.exception
     assert len(at.error) == 1 and "needs an image model" in at.error[0].value
+
+
+def test_page_reports_a_run_whose_data_does_not_fit(em_run, tmp_path, monkeypatch) -> None:
+    """A checkpoint recording a dataset its model cannot take: one line, no traceback."""
+    meta = {**em_run.checkpoint_meta(), "dataset": "blobs"}
+    save_run(em_run.model, em_run.config, meta, tmp_path)
+    monkeypatch.setenv("MOA_RUNS_DIR", str(tmp_path))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "needs image data" in at.error[0].value

@@ -186,11 +186,15 @@ def test_eval_uses_running_statistics_so_one_point_equals_its_batch_row() -> Non
         a_star = (batch.gate_logits - norm.running_mean) / torch.sqrt(norm.running_var + EPS)
         torch.testing.assert_close(batch.gate_probs, a_star.softmax(1))
         torch.testing.assert_close(density, torch.sigmoid(a_star / gamma_for_batch(16)))
-        for i in range(10):
-            one = model(x[i : i + 1])
-            torch.testing.assert_close(one.gate_probs[0], batch.gate_probs[i], atol=1e-6, rtol=0)
-            one_density = model.cluster_density(x[i : i + 1])[0]
-            torch.testing.assert_close(one_density, density[i], atol=1e-6, rtol=0)
+        _assert_one_by_one_equals_batch(model, x, batch.gate_probs, density)
+
+
+def _assert_one_by_one_equals_batch(model, x, probs, density) -> None:
+    """Eval mode: every single input gets exactly its row of the batch result."""
+    for i in range(len(x)):
+        one = x[i : i + 1]
+        torch.testing.assert_close(model(one).gate_probs[0], probs[i], atol=1e-6, rtol=0)
+        torch.testing.assert_close(model.cluster_density(one)[0], density[i], atol=1e-6, rtol=0)
 
 
 def test_one_sample_in_train_mode_uses_running_statistics_and_leaves_them() -> None:
@@ -219,11 +223,7 @@ def test_image_model_in_eval_mode_gives_batch_rows_one_by_one() -> None:
         batch = model(x)
         density = model.cluster_density(x)
         assert batch.gate_probs.shape == (5, 4) and batch.latents.shape == (5, 8)
-        for i in range(5):
-            one = model(x[i : i + 1])
-            torch.testing.assert_close(one.gate_probs[0], batch.gate_probs[i], atol=1e-6, rtol=0)
-            one_density = model.cluster_density(x[i : i + 1])[0]
-            torch.testing.assert_close(one_density, density[i], atol=1e-6, rtol=0)
+        _assert_one_by_one_equals_batch(model, x, batch.gate_probs, density)
 
 
 def test_normalize_false_passes_raw_scores_through() -> None:
@@ -273,6 +273,9 @@ def test_mode_auto_resolves_by_input_kind() -> None:
         ({"consistency_lr_scale": 0.0}, "consistency_lr_scale"),
         ({"momentum": 0.0}, "momentum"),
         ({"gamma": -1.0}, "gamma"),
+        ({"max_scale": 1.0}, "max_scale"),  # a zoom of 0 would make NaN images
+        ({"max_rotation": -5.0}, "ranges"),
+        ({"max_jitter": 1.5}, "max_jitter"),
     ],
 )
 def test_bad_config_raises_config_error(settings: dict, needle: str) -> None:

@@ -200,6 +200,11 @@ class UnitReport:
     def best_dataset_scores(self) -> np.ndarray:
         return self.extremes.top_scores[:, 0]
 
+    @property
+    def units_beaten(self) -> int:
+        """Units whose synthesized image excites them more than every dataset image."""
+        return int((self.synthesis.final_scores > self.best_dataset_scores).sum())
+
 
 def maximize_units(
     model: nn.Module,

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import threading
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,9 +41,14 @@ def load_bottleneck_split(name: str, split: str, load_images: ImageLoader) -> Ra
     with _BUILD_LOCK:  # two jobs asking at once build it once
         if not path.exists():
             _write_atomic(path, build_points(BOTTLENECK_SETS[name], load_images))
-    with np.load(path, allow_pickle=False) as data:
-        x, y = data[f"x_{split}"], data[f"y_{split}"]
-        names = tuple(str(n) for n in data["class_names"])
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            x, y = data[f"x_{split}"], data[f"y_{split}"]
+            names = tuple(str(n) for n in data["class_names"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise DatasetError(
+            f"unreadable 2-D point cache {path} ({err}); delete it to rebuild"
+        ) from None
     return RawSplit(x=x.astype(np.float32), y=y.astype(np.int64), kind="points", class_names=names)
 
 

@@ -87,6 +87,12 @@ class NeuralEMConfig(ModelConfig):
             )
         if self.gamma < 0 or self.consistency_lr_scale <= 0 or not 0 < self.momentum <= 1:
             raise ConfigError(f"{name}: gamma ≥ 0, consistency_lr_scale > 0, 0 < momentum ≤ 1")
+        # A scale range of 1 or more could zoom by 0 (a singular affine map, NaN images).
+        ranges = (self.max_rotation, self.max_shift, self.max_scale, self.max_jitter)
+        if min(ranges) < 0 or self.max_scale >= 1 or self.max_jitter > 1:
+            raise ConfigError(
+                f"{name}: augmentation ranges must be ≥ 0, with max_scale < 1 and max_jitter ≤ 1"
+            )
 
     @property
     def augment(self) -> AugmentSettings:
