@@ -37,6 +37,7 @@ page = st.navigation(
             icon=":material/blur_on:",
         ),
         st.Page("app_pages/maximize.py", title="Neuron maximization", icon=":material/psychology:"),
+        st.Page("app_pages/routing.py", title="Routing", icon=":material/alt_route:"),
     ]
 )
 st.sidebar.markdown(f"**Device:** {device_label()}")

@@ -13,7 +13,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from moa_core import explore
 from moa_core.checkpoint import LoadedCheckpoint, RunInfo, list_runs, load_checkpoint
+from moa_core.data import Dataset
+from moa_core.device import resolve_device
 from moa_core.uploads import load_uploaded_checkpoint
 
 SAVED, UPLOAD = "Saved run", "Upload a checkpoint"
@@ -32,9 +35,18 @@ class CheckpointChoice:
         return load_uploaded_checkpoint(self.upload_name, self.upload_data, device)
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint and its data…")
+def load_with_data(run_id: str, _choice: CheckpointChoice) -> tuple[LoadedCheckpoint, Dataset]:
+    """The validated model and the samples it trained on, cached per run id."""
+    checkpoint = _choice.load(resolve_device("auto"))
+    return checkpoint, explore.checked_run_dataset(checkpoint, run_id)
+
+
 def describe(run: RunInfo) -> str:
-    nmi = (run.meta.get("metrics") or {}).get("nmi")
+    metrics = run.meta.get("metrics") or {}
+    nmi, accuracy = metrics.get("nmi"), metrics.get("accuracy")
     score = f", NMI {nmi:.2f}" if isinstance(nmi, float) else ""
+    score += f", accuracy {accuracy:.3f}" if isinstance(accuracy, float) else ""
     return f"{run.run_id} ({run.model_type}, {run.meta.get('dataset', '?')}{score})"
 
 

@@ -106,5 +106,5 @@ class JobPanel:
         if metrics is None:
             return
         tiles = ui_state.score_tiles(metrics)
-        for column, (label, value) in zip(st.columns(4), tiles, strict=True):
+        for column, (label, value) in zip(st.columns(len(tiles)), tiles, strict=True):
             column.metric(label, value)

@@ -43,7 +43,8 @@ except USER_ERRORS as err:
     st.stop()
 
 scores = analysis.scores
-for column, (label, value) in zip(st.columns(4), ui_state.score_tiles(scores), strict=True):
+tiles = ui_state.score_tiles(scores)
+for column, (label, value) in zip(st.columns(len(tiles)), tiles, strict=True):
     column.metric(label, value)
 st.caption(
     f"{analysis.config.model_type} on `{analysis.dataset.name}`: scores over all "
@@ -52,7 +53,8 @@ st.caption(
 )
 
 left, right = st.columns([3, 2])
-left.plotly_chart(usage_figure({analysis.config.model_type: scores["usage"]}, height=260))
+if "usage" in scores:  # classifiers have accuracy instead of expert usage
+    left.plotly_chart(usage_figure({analysis.config.model_type: scores["usage"]}, height=260))
 with right:
     mode = st.radio("Colour by", explore.COLOR_MODES, horizontal=True, key="latent_color")
     max_points = st.slider(

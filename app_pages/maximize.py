@@ -4,13 +4,13 @@ least and the input synthesized to excite it (paper 004, Fig. 8)."""
 from __future__ import annotations
 
 import streamlit as st
+from torch import nn
 
-from app_pages.checkpoint_picker import CheckpointChoice, pick_checkpoint
-from moa_core import explore
+from app_pages.checkpoint_picker import load_with_data, pick_checkpoint
 from moa_core.analysis.maximize import SynthesisSettings, UnitReport, maximize_units
-from moa_core.checkpoint import CheckpointError, LoadedCheckpoint
+from moa_core.analysis.routing import UnitChoice, unit_choices
+from moa_core.checkpoint import CheckpointError
 from moa_core.data import Dataset, DatasetError
-from moa_core.device import resolve_device
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.viz.maximize import activation_figure, maximization_grid
 
@@ -20,27 +20,24 @@ USER_ERRORS = (CheckpointError, DatasetError)
 REPORTS = f"{PREFIX}reports"  # session cache: (run id, settings) → UnitReport
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint and its data…")
-def loaded(run_id: str, _choice: CheckpointChoice) -> tuple[LoadedCheckpoint, Dataset]:
-    checkpoint = _choice.load(resolve_device("auto"))
-    return checkpoint, explore.checked_run_dataset(checkpoint, run_id)
-
-
-def report_for(run_id: str, checkpoint: LoadedCheckpoint, data: Dataset, settings) -> UnitReport:
-    """Computed once per run and settings in this session, with a progress bar."""
+def report_for(
+    run_id: str, model: nn.Module, data: Dataset, settings: SynthesisSettings, units: UnitChoice
+) -> UnitReport:
+    """Computed once per run, units and settings in this session, with a progress bar."""
     reports = st.session_state.setdefault(REPORTS, {})
-    key = (run_id, settings)
+    key = (run_id, settings, units.label)
     if key not in reports:
-        bar = st.progress(0.0, text="Synthesizing one image per cluster…")
+        bar = st.progress(0.0, text="Synthesizing one image per unit…")
 
         def progress(step: int, steps: int) -> None:
             if step % 8 == 0 or step == steps:
                 bar.progress(step / steps, text=f"Synthesizing: step {step}/{steps}")
 
-        model = checkpoint.model
         x = data.x.to(next(model.parameters()).device)
         reports.clear()  # keep one report: images of a big model add up
-        reports[key] = maximize_units(model, x, k=TOP_K, settings=settings, progress=progress)
+        reports[key] = maximize_units(
+            model, x, k=TOP_K, settings=settings, progress=progress, score_fn=units.score_fn
+        )
         bar.empty()
     return reports[key]
 
@@ -50,7 +47,7 @@ with st.expander(lesson_title("maximize")):
     st.markdown(lesson_text("maximize"))
 choice = pick_checkpoint(PREFIX, "train an image model on the Train page and press **Save as run**")
 try:
-    checkpoint, data = loaded(choice.run_id, choice)
+    checkpoint, data = load_with_data(choice.run_id, choice)
 except USER_ERRORS as err:
     st.error(str(err))
     st.stop()
@@ -61,7 +58,18 @@ if data.kind != "image":
     )
     st.stop()
 
-c1, c2, c3 = st.columns(3)
+model = checkpoint.model
+choices = unit_choices(model, data.x[:2].to(next(model.parameters()).device))
+c0, c1, c2, c3 = st.columns([3, 2, 2, 1])
+units = choices[
+    c0.selectbox(
+        "Units",
+        range(len(choices)),
+        format_func=lambda i: choices[i].label,
+        key="max_units",
+        help="A routing gate's units are its pre-softmax scores a_ij (paper 003, Fig. 3.8).",
+    )
+]
 steps = c1.slider("Synthesis steps", 32, 512, SynthesisSettings().steps, step=32, key="max_steps")
 fourier = c2.toggle(
     "Fourier parametrization",
@@ -70,29 +78,30 @@ fourier = c2.toggle(
 )
 seed = c3.number_input("Seed", 0, 1_000_000, 0, key="max_seed")
 settings = SynthesisSettings(steps=int(steps), fourier=bool(fourier), seed=int(seed))
-report = report_for(choice.run_id, checkpoint, data, settings)
+report = report_for(choice.run_id, model, data, settings, units)
 
 images = data.x.numpy()
 extremes, synthesis = report.extremes, report.synthesis
 scale = max(1, min(4, 48 // data.x.shape[-1]))
+names = [units.row_name(u) for u in report.units]
 st.markdown(
-    f"**{checkpoint.config.model_type}** on `{data.name}`: each row is one cluster unit. "
+    f"**{checkpoint.config.model_type}** on `{data.name}`: each row is one unit. "
     f"Left: the {TOP_K} images that excite it most; middle: the {TOP_K} it likes least; "
     "right: the image synthesized from noise to excite it."
 )
 st.image(
     maximization_grid(images[extremes.top], images[extremes.bottom], synthesis.images, scale),
-    caption="rows: cluster 1, 2, … · top | bottom | synthesized",
+    caption=f"rows: {', '.join(names)} · top | bottom | synthesized",
 )
 st.markdown(
     f"The synthesized image excites its unit more than every dataset image for "
-    f"**{report.units_beaten} of "
-    f"{len(report.units)}** clusters. Dotted lines: each unit's best dataset image."
+    f"**{report.units_beaten} of {len(report.units)}** units. "
+    "Dotted lines: each unit's best dataset image."
 )
 st.plotly_chart(activation_figure(synthesis.history, report.best_dataset_scores, report.units))
 st.dataframe(
     {
-        "cluster": [u + 1 for u in report.units],
+        "unit": names,
         "best dataset image": report.best_dataset_scores.round(3),
         "synthesized": synthesis.final_scores.round(3),
     },

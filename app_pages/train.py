@@ -43,7 +43,6 @@ def save(job_id: int) -> None:
 
 def settings_panel(locked: bool) -> str | None:
     """The widgets; returns the dataset's problem (one line) or None."""
-    pair = ui_state.compare_pair()
     datasets = ui_state.image_datasets()
     models = ui_state.image_model_types()
     default = ui_state.TrainSettings()  # every widget starts at these values
@@ -63,17 +62,17 @@ def settings_panel(locked: bool) -> str | None:
             disabled=locked,
             help="Train on a subset of the labels, e.g. 3,5 for two digits.",
         )
-        compare = c4.toggle(
+        index = models.index(default.model_type) if default.model_type in models else 0
+        model_type = c3.selectbox(
+            "Model", models, index=index, key=f"{PREFIX}model_type", disabled=locked
+        )
+        partner = ui_state.compare_label(model_type)
+        c4.toggle(
             "Compare",
             key=f"{PREFIX}compare",
-            disabled=locked or pair is None,
-            help="Train two models side by side on the same data, seed and M.",
+            disabled=locked or not partner,
+            help=f"Side by side on the same data and seed: {partner or 'nothing to compare'}.",
         )
-        if compare and pair:
-            c3.markdown(f"**Models**  \n{pair[0]} vs {pair[1]}")
-        else:
-            index = models.index(default.model_type) if default.model_type in models else 0
-            c3.selectbox("Model", models, index=index, key=f"{PREFIX}model_type", disabled=locked)
         c1, c2, c3, c4, c5 = st.columns(5)
         c1.number_input(
             "M (experts)",
@@ -129,8 +128,8 @@ def settings_panel(locked: bool) -> str | None:
 def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:
     history, snapshot = view["epochs"], view["snapshot"]
     if not history:
-        usage_slot.caption("Expert usage and reconstructions appear after the first epoch.")
-    else:
+        usage_slot.caption("Scores and expert usage appear after the first epoch.")
+    elif "usage" in history[-1]:  # classifiers have no experts to count
         usage = usage_figure({job.spec.label: history[-1]["usage"]})
         usage_slot.plotly_chart(usage, key=f"usage_{job.id}")
     if snapshot and "reconstructions" in snapshot:
@@ -175,9 +174,9 @@ def live_view(was_active: bool) -> None:
     left.plotly_chart(
         loss_figure({job.spec.label: views[job.id]["losses"] for job in jobs}), key="loss"
     )
-    right.plotly_chart(
-        metrics_figure({job.spec.label: views[job.id]["epochs"] for job in jobs}), key="scores"
-    )
+    histories = {job.spec.label: views[job.id]["epochs"] for job in jobs}
+    shown = ui_state.progress_metrics(next(iter(histories.values())))
+    right.plotly_chart(metrics_figure(histories, metrics=shown), key="scores")
     if len(jobs) == 1:
         usage_slot, grid_slot = st.columns(2)
         job_experts(jobs[0], views[jobs[0].id], usage_slot, grid_slot)

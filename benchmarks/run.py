@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import sys
 
-from benchmarks import em_collapse, em_images, expert_bank, moa_vs_moa_plus, synthesis, umap_time
+from benchmarks import (
+    dead_gates,
+    em_collapse,
+    em_images,
+    expert_bank,
+    moa_vs_moa_plus,
+    routing_accuracy,
+    synthesis,
+    umap_time,
+)
 
 BENCHMARKS = {
+    "dead_gates": dead_gates.run,
     "em_collapse": em_collapse.run,
     "em_images": em_images.run,
     "expert_bank": expert_bank.run,
     "moa_vs_moa_plus": moa_vs_moa_plus.run,
+    "routing_accuracy": routing_accuracy.run,
     "synthesis": synthesis.run,
     "umap_time": umap_time.run,
 }

@@ -17,14 +17,15 @@ from moa_core.checkpoint import (
     save_checkpoint,
     save_run,
 )
-from moa_core.data import DatasetError, load_dataset
+from moa_core.data import DatasetError, labelled_splits, load_dataset
 from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
 from moa_core.train.run import train_model, training_samples
 from moa_core.train.setup import check_dataset_fits, parse_assignments
 
-RESULT_KEYS = ("acc", "nmi", "ari", "clusters_used")
+# Clustering models report the first four; classifiers their test accuracy and dead gates.
+RESULT_KEYS = ("acc", "nmi", "ari", "clusters_used", "accuracy", "dead_gate_fraction")
 
 
 class UsageError(Exception):
@@ -67,6 +68,7 @@ def _scores(metrics: dict) -> dict:
     return {
         k: round(metrics[k], 4) if isinstance(metrics[k], float) else metrics[k]
         for k in RESULT_KEYS
+        if k in metrics
     }
 
 
@@ -118,8 +120,13 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     spec = args.dataset or loaded.meta.get("dataset")
     if not spec:
         raise UsageError("checkpoint does not record its dataset: pass --dataset")
-    if args.dataset is None and args.split == "train":
-        dataset = training_samples(spec, train.get("max_samples", 0), train.get("seed", 0))
+    labelled = loaded.config.uses_labels
+    if labelled and args.split == "test":
+        dataset = labelled_splits(spec)[1]  # a classifier's held-out side, never trained on
+    elif args.dataset is None and args.split == "train":
+        dataset = training_samples(
+            spec, train.get("max_samples", 0), train.get("seed", 0), labelled
+        )
     else:
         dataset = load_dataset(spec, args.split)
     check_dataset_fits(loaded.config, dataset)
@@ -142,6 +149,7 @@ def cmd_list(_: argparse.Namespace) -> list[dict]:
             "model": r.model_type,
             "dataset": r.meta.get("dataset"),
             "nmi": r.meta.get("metrics", {}).get("nmi"),
+            "accuracy": r.meta.get("metrics", {}).get("accuracy"),
             "path": str(r.path),
         }
         for r in list_runs()

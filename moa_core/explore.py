@@ -42,19 +42,20 @@ class RunAnalysis:
         return len(self.dataset)
 
 
-def run_dataset(meta: dict[str, Any]) -> Dataset:
-    """The exact samples a run trained on: its dataset spec, `max_samples` and seed."""
+def run_dataset(meta: dict[str, Any], labelled: bool = False) -> Dataset:
+    """The exact samples a run trained on: its dataset spec, `max_samples` and seed (and for a
+    classifier, `labelled`, its train side)."""
     spec = meta.get("dataset")
     if not spec:
         raise CheckpointError("the checkpoint does not record which dataset it was trained on")
     train = meta.get("train") or {}
-    return training_samples(str(spec), train.get("max_samples", 0), train.get("seed", 0))
+    return training_samples(str(spec), train.get("max_samples", 0), train.get("seed", 0), labelled)
 
 
 def checked_run_dataset(loaded: LoadedCheckpoint, run_id: str) -> Dataset:
     """The run's training samples, after checking the model takes them (kind, channels,
     size): a mismatch is a one-line CheckpointError, not a shape error deep in a forward."""
-    dataset = run_dataset(loaded.meta)
+    dataset = run_dataset(loaded.meta, loaded.config.uses_labels)
     try:
         check_dataset_fits(loaded.config, dataset)
     except ConfigError as err:

@@ -1,4 +1,5 @@
-"""Clustering metrics: ACC (Hungarian matching), NMI, ARI, and how evenly experts are used."""
+"""Clustering metrics: ACC (Hungarian matching), NMI, ARI, how evenly experts are used; and
+classification accuracy with the share of dead routing gates."""
 
 from __future__ import annotations
 
@@ -44,4 +45,26 @@ def clustering_scores(labels: np.ndarray, clusters: np.ndarray, num_experts: int
         "clusters_used": int((usage > 0).sum()),
         "usage": usage.tolist(),
         "usage_entropy": usage_entropy(usage),
+    }
+
+
+DEAD_BELOW, DEAD_ABOVE = 0.1, 0.9
+
+
+def dead_gate_fraction(gates: list[np.ndarray]) -> float | None:
+    """Share of gates g_ij that stay below 0.1 or above 0.9 for every sample (paper 003,
+    Sec. 5.1: skewed gates); `gates` holds one [N, m, n] array per routing layer."""
+    if not gates:
+        return None
+    dead = [(layer.max(0) < DEAD_BELOW) | (layer.min(0) > DEAD_ABOVE) for layer in gates]
+    return float(np.concatenate([d.ravel() for d in dead]).mean())
+
+
+def classification_scores(targets: np.ndarray, logits: np.ndarray, gates: list[np.ndarray]) -> dict:
+    """Accuracy of the class scores' argmax and, for routing networks, the dead-gate share."""
+    predictions = logits.argmax(1)
+    return {
+        "accuracy": float((predictions == targets).mean()),
+        "dead_gate_fraction": dead_gate_fraction(gates),
+        "classes_predicted": int(np.unique(predictions).size),
     }

@@ -47,6 +47,34 @@ def compare_pair() -> tuple[str, str] | None:
     return COMPARE_PAIR if set(COMPARE_PAIR) <= set(image_model_types()) else None
 
 
+def compare_specs(model_type: str, spec: str, overrides: dict[str, Any]) -> list[JobSpec]:
+    """What compare mode trains for `model_type`: the compare pair if it belongs to it, else
+    the model beside its ablation (e.g. routing without gate regularization); alone if
+    it has neither."""
+    pair = compare_pair()
+    if pair and model_type in pair:
+        return [JobSpec(t, spec, overrides, label=t) for t in pair]
+    return with_ablation(model_type, spec, overrides)
+
+
+def with_ablation(model_type: str, spec: str, overrides: dict[str, Any]) -> list[JobSpec]:
+    """The model as configured and, when its family has one, its ablation (same data, seed)."""
+    specs = [JobSpec(model_type, spec, overrides, label=model_type)]
+    switched_off = ablation(model_type)
+    if switched_off:
+        label, changes = switched_off
+        specs.append(
+            JobSpec(model_type, spec, {**overrides, **changes}, label=f"{model_type} {label}")
+        )
+    return specs
+
+
+def compare_label(model_type: str) -> str:
+    """What compare mode puts beside `model_type`, for the page to say."""
+    specs = compare_specs(model_type, "", {})
+    return " vs ".join(s.label for s in specs) if len(specs) > 1 else ""
+
+
 def dataset_spec(name: str, classes: str = "") -> str:
     """('digits', '3, 5') → 'digits:3,5'; empty classes → all of them."""
     parts = [part.strip() for part in classes.replace(";", ",").split(",") if part.strip()]
@@ -104,14 +132,20 @@ class TrainSettings(PageSettings):
             "lr_schedule": str(self.lr_schedule),
             "seed": int(self.seed),
             "max_samples": int(self.max_samples),
-            **({"num_clusters": int(self.num_clusters)} if self.num_clusters else {}),
+            **({"num_clusters": int(self.num_clusters)} if self.uses_clusters() else {}),
         }
 
+    def uses_clusters(self) -> bool:
+        """A number of experts was chosen and the model has one (classifiers do not)."""
+        fields = {f.name for f in dataclasses.fields(config_class(self.model_type))}
+        return bool(self.num_clusters) and "num_clusters" in fields
+
     def job_specs(self) -> list[JobSpec]:
-        """One spec, or in compare mode one per model of the pair: same data, seed and M."""
-        pair = compare_pair()
-        types = list(pair) if self.compare and pair else [self.model_type]
-        return [JobSpec(t, self.spec, self.overrides(), label=t) for t in types]
+        """One spec, or in compare mode two on the same data and seed: the compare pair when
+        the model is one of it, else the model and its ablation."""
+        if self.compare:
+            return compare_specs(self.model_type, self.spec, self.overrides())
+        return [JobSpec(self.model_type, self.spec, self.overrides(), label=self.model_type)]
 
 
 @dataclass
@@ -162,13 +196,28 @@ def final_metrics(job: Job) -> dict[str, Any] | None:
 
 
 def score_tiles(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) for the four headline scores both pages show side by side."""
+    """(label, value) for the headline scores both pages show side by side."""
+    if "accuracy" in metrics:
+        dead = metrics["dead_gate_fraction"]
+        return [
+            ("Test accuracy", f"{metrics['accuracy']:.3f}"),
+            ("Dead gates", "no gates" if dead is None else f"{dead:.0%}"),
+            ("Classes predicted", str(metrics["classes_predicted"])),
+        ]
     return [
         ("ACC", f"{metrics['acc']:.3f}"),
         ("NMI", f"{metrics['nmi']:.3f}"),
         ("ARI", f"{metrics['ari']:.3f}"),
         ("Clusters used", f"{metrics['clusters_used']}/{len(metrics['usage'])}"),
     ]
+
+
+def progress_metrics(history: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The per-epoch scores to plot (rows of a job view): accuracy and dead gates for
+    classifiers, else NMI and ACC."""
+    if history and "accuracy" in history[-1]:
+        return ("accuracy", "dead_gate_fraction")
+    return ("nmi", "acc")
 
 
 def ablation(model_type: str) -> tuple[str, dict[str, Any]] | None:
@@ -196,16 +245,5 @@ class PlaneSettings(PageSettings):
             "seed": int(self.seed),
             **({"num_clusters": int(self.num_clusters)} if self.num_clusters else {}),
         }
-        specs = [JobSpec(self.model_type, self.dataset, overrides, label=self.model_type)]
-        switched_off = ablation(self.model_type)
-        if self.side_by_side and switched_off:
-            label, changes = switched_off
-            specs.append(
-                JobSpec(
-                    self.model_type,
-                    self.dataset,
-                    {**overrides, **changes},
-                    label=f"{self.model_type} {label}",
-                )
-            )
-        return specs
+        specs = with_ablation(self.model_type, self.dataset, overrides)
+        return specs if self.side_by_side else specs[:1]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny import TINY_MODEL
+from tiny import TINY_MODEL, TINY_ROUTING
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,4 +35,20 @@ def saved_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     overrides = {"epochs": 1, "max_samples": 300, "batch_size": 100, "device": "cpu"}
     run = train_model("moa_plus", "digits", {**TINY_MODEL, "num_clusters": 4, **overrides})
     save_run(run.model, run.config, run.checkpoint_meta(), directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def routing_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run registry with two tiny `multipath_cc` runs on 300 digits: with the neural-EM gate
+    regularization and without it (`gate_reg=0`)."""
+    from moa_core.checkpoint import save_run
+    from moa_core.train.run import train_model
+
+    directory = tmp_path_factory.mktemp("routing_runs")
+    overrides = {"epochs": 2, "max_samples": 300, "batch_size": 50, "device": "cpu"}
+    for gate_reg in (0.01, 0.0):
+        settings = {**TINY_ROUTING, **overrides, "gate_reg": gate_reg}
+        run = train_model("multipath_cc", "digits", settings)
+        save_run(run.model, run.config, run.checkpoint_meta(), directory)
     return directory

@@ -1,7 +1,8 @@
 """The maximization engine: which images a unit likes most and least, and the input it likes best.
 
 A *unit* is one column of a score function, images [N, C, H, W] → scores [N, K]: a cluster
-neuron of neural EM, a gate logit of MoA, later a routing gate or a manager output. The
+neuron of neural EM, a gate logit of MoA, a routing gate's pre-softmax score (paper 003,
+Sec. 3.5.2) or a manager output. The
 engine ranks a dataset by it and synthesizes an input by gradient ascent from noise
 (paper 004, Fig. 8 and Sec. 8.3: "gradient ascent on the randomly initiated input image to
 maximize the corresponding node's response before the activation"). Regularizers keep a
@@ -213,13 +214,14 @@ def maximize_units(
     k: int = 10,
     settings: SynthesisSettings = SynthesisSettings(),
     progress: Progress | None = None,
+    score_fn: ScoreFn | None = None,
 ) -> UnitReport:
-    """Rank `x` (on the model's device) by each of the model's gate units and synthesize
-    an input for each, with the model in eval mode throughout."""
+    """Rank `x` (on the model's device) by each unit of `score_fn` (default: the model's gate
+    units) and synthesize an input for each, with the model in eval mode throughout."""
     was_training = model.training
     model.eval()
     try:
-        score_fn = gate_scores(model)
+        score_fn = score_fn or gate_scores(model)
         scores = dataset_scores(score_fn, x)
         units = list(range(scores.shape[1])) if units is None else list(units)
         extremes = rank_dataset(scores[:, units], k)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
+from moa_core.analysis.routing import routing_layers
+
 
 @dataclass
 class ModelOutputs:
-    """Per-sample gate probabilities [N, K] and latent codes [N, F] as numpy arrays."""
+    """Per-sample gate probabilities [N, K] and latent codes [N, F] as numpy arrays, each
+    routing layer's gates [N, m, n] (see `routing_layers`), and a classifier's class scores."""
 
     gate_probs: np.ndarray
     latents: np.ndarray
+    class_logits: np.ndarray | None = None
+    routing_gates: list[np.ndarray] = field(default_factory=list)
 
     @property
     def clusters(self) -> np.ndarray:
@@ -31,10 +36,18 @@ def collect_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 512) ->
     """Eval-mode forward over `x` (already on the model's device), batch by batch."""
     was_training = model.training
     model.eval()
-    gates, latents = [], []
+    gates, latents, logits, routing = [], [], [], []
     for start in range(0, len(x), batch_size):
         out = model(x[start : start + batch_size])
         gates.append(out.gate_probs.float().cpu())
         latents.append(out.latents.float().cpu())
+        if out.class_logits is not None:
+            logits.append(out.class_logits.float().cpu())
+        routing.append([layer.gates.float().cpu() for layer in routing_layers(out)])
     model.train(was_training)
-    return ModelOutputs(torch.cat(gates).numpy(), torch.cat(latents).numpy())
+    return ModelOutputs(
+        torch.cat(gates).numpy(),
+        torch.cat(latents).numpy(),
+        torch.cat(logits).numpy() if logits else None,
+        [torch.cat(layer).numpy() for layer in zip(*routing, strict=True)],
+    )

@@ -7,13 +7,20 @@ image files are looked for.
 
 from moa_core.data.dataset import Dataset, DatasetError
 from moa_core.data.image_sets import data_dir
-from moa_core.data.registry import dataset_names, load_dataset, parse_spec, point_set_names
+from moa_core.data.registry import (
+    dataset_names,
+    labelled_splits,
+    load_dataset,
+    parse_spec,
+    point_set_names,
+)
 
 __all__ = [
     "Dataset",
     "DatasetError",
     "data_dir",
     "dataset_names",
+    "labelled_splits",
     "load_dataset",
     "parse_spec",
     "point_set_names",

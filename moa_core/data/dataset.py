@@ -42,6 +42,10 @@ class Dataset:
         c, h, w = self.x.shape[1:]
         return (int(c), int(h), int(w))
 
+    def class_indices(self) -> torch.Tensor:
+        """Labels as 0 … num_classes − 1 in label order, the targets a classifier learns."""
+        return torch.searchsorted(torch.unique(self.y), self.y)
+
     def to(self, device: str | torch.device) -> Dataset:
         return replace(self, x=self.x.to(device), y=self.y.to(device))
 

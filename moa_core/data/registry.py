@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -81,6 +82,34 @@ def load_dataset(
         kind=raw.kind,
         class_names=[raw.class_names[c] for c in np.unique(labels)],
     ).to(device)
+
+
+HELD_OUT_FRACTION = 0.2
+
+
+def labelled_splits(spec: str, limit: int | None = None, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Train and test samples for a classifier, `limit` and `seed` applying to the train side.
+
+    The embedded digits have no test split ("test" is "train"), so a fixed fifth of them
+    (the same for every seed) is held out as the test side and never trained on.
+    """
+    if parse_spec(spec)[0] != "digits":
+        return load_dataset(spec, "train", limit=limit, seed=seed), load_dataset(spec, "test")
+    whole = load_dataset(spec, "train")
+    held_out = np.random.default_rng(0).random(len(whole)) < HELD_OUT_FRACTION
+    keep = np.flatnonzero(~held_out)
+    if limit is not None and _whole_number(limit, "limit", minimum=1) < keep.size:
+        keep = np.sort(np.random.default_rng(seed).permutation(keep)[:limit])
+    return _subset(whole, keep), _subset(whole, np.flatnonzero(held_out))
+
+
+def _subset(dataset: Dataset, keep: np.ndarray) -> Dataset:
+    index = torch.from_numpy(keep)
+    y = dataset.y[index]
+    names = dict(zip(torch.unique(dataset.y).tolist(), dataset.class_names, strict=True))
+    return replace(
+        dataset, x=dataset.x[index], y=y, class_names=[names[c] for c in torch.unique(y).tolist()]
+    )
 
 
 def _load_raw(name: str, split: str, seed: int) -> RawSplit:

@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from moa_core.blocks.routing import Routing
+
 
 class ConfigError(ValueError):
     """A config dict that does not describe a valid model (one line, for the CLI and UI)."""
@@ -26,6 +28,8 @@ class ModelConfig:
     model_type: ClassVar[str] = ""
     # Training settings the family's paper uses, applied under the user's own overrides.
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # Supervised families (the routing classifiers) get the batch's class indices too.
+    uses_labels: ClassVar[bool] = False
     in_channels: int = 1
     image_size: int = 16
 
@@ -89,6 +93,10 @@ class MixtureOutput:
     # The pre-activation score behind each gate probability (one neuron per cluster), the
     # scalar units the maximization engine ranks images by and synthesizes inputs for.
     gate_logits: torch.Tensor | None = None
+    # Classifiers only: the class scores, scored as accuracy instead of clustering.
+    class_logits: torch.Tensor | None = None
+    # Every routing layer's gates and tensor strengths, in network order (paper 003, ch. 3).
+    routing: list[Routing] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

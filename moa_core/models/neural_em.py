@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from moa_core.blocks.augment import AugmentSettings, augment_batch, sobel_planes
+from moa_core.blocks.relevance_norm import RelevanceNorm
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig, TrainPhase
 from moa_core.models.registry import register
 
@@ -132,26 +133,6 @@ def consistency_loss(p: torch.Tensor, q_scores: torch.Tensor) -> torch.Tensor:
     """KL(p‖q) = Σ_j p_j log(p_j/q_j), batch mean, p constant, q = softmax(q_scores) (Eq. 8)."""
     p = p.detach()
     return (p * (p.clamp_min(1e-12).log() - q_scores.log_softmax(1))).sum(1).mean()
-
-
-class RelevanceNorm(nn.Module):
-    """a* = (a − μ_j)/σ_j per cluster over the batch, no affine, running stats for inference.
-
-    With `enabled=False` it passes a through, the paper's un-normalized ablation.
-    """
-
-    def __init__(self, num_clusters: int, enabled: bool, momentum: float) -> None:
-        super().__init__()
-        self.norm = nn.BatchNorm1d(num_clusters, affine=False, momentum=momentum)
-        self.enabled = enabled
-
-    def forward(self, a: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return a
-        if self.training and a.shape[0] < 2:  # one sample has no batch statistics
-            norm = self.norm
-            return F.batch_norm(a, norm.running_mean, norm.running_var, eps=norm.eps)
-        return self.norm(a)
 
 
 def mlp_backbone(config: NeuralEMConfig) -> tuple[nn.Module, int]:

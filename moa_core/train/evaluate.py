@@ -6,11 +6,15 @@ from torch import nn
 
 from moa_core.analysis.outputs import collect_outputs
 from moa_core.data import Dataset
-from moa_core.metrics import clustering_scores
+from moa_core.metrics import classification_scores, clustering_scores
 
 
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 512) -> dict:
-    """ACC, NMI, ARI, clusters used and expert usage of the gate's argmax against the labels."""
+    """ACC, NMI, ARI, clusters used and expert usage of the gate's argmax against the labels;
+    for a classifier, its accuracy and the share of dead routing gates."""
     outputs = collect_outputs(model, dataset.x, batch_size)
+    if outputs.class_logits is not None:
+        targets = dataset.class_indices().cpu().numpy()
+        return classification_scores(targets, outputs.class_logits, outputs.routing_gates)
     num_clusters = outputs.gate_probs.shape[1]
     return clustering_scores(dataset.y.cpu().numpy(), outputs.clusters, num_clusters)

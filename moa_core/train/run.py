@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from moa_core.data import Dataset, load_dataset
+from moa_core.data import Dataset, labelled_splits, load_dataset
 from moa_core.device import resolve_device
 from moa_core.models import ModelConfig, build_model, config_class
 from moa_core.train.control import TrainingControl
@@ -47,10 +47,18 @@ class TrainedRun:
         }
 
 
-def training_samples(spec: str, max_samples: int, seed: int) -> Dataset:
+def training_samples(spec: str, max_samples: int, seed: int, labelled: bool = False) -> Dataset:
     """The exact samples a run trains on (a seeded subset when `max_samples` > 0), so a saved
-    run is re-scored by `moa eval` and the Latent page on what it saw."""
+    run is re-scored by `moa eval` and the Latent page on what it saw. Classifiers
+    (`labelled`) never train on their test side (see `labelled_splits`)."""
+    if labelled:
+        return labelled_splits(spec, max_samples or None, seed)[0]
     return load_dataset(spec, "train", limit=max_samples or None, seed=seed)
+
+
+def test_samples(model_type: str, spec: str) -> Dataset | None:
+    """The held-out samples a classifier is scored on; None for clustering models."""
+    return labelled_splits(spec)[1] if config_class(model_type).uses_labels else None
 
 
 def prepare(
@@ -59,7 +67,8 @@ def prepare(
     """Validate everything and build the seeded model, before any training starts."""
     train_over, model_over = split_overrides(overrides or {})
     train_config = train_config_from(train_over, config_class(model_type).train_defaults)
-    dataset = training_samples(dataset_spec, train_config.max_samples, train_config.seed)
+    labelled = config_class(model_type).uses_labels
+    dataset = training_samples(dataset_spec, train_config.max_samples, train_config.seed, labelled)
     config = model_config_for(model_type, dataset, model_over)
     # Jobs build models in parallel threads: seed and build under one lock, on a forked RNG,
     # so compare mode's two models get exactly the weights their seed promises.
@@ -78,9 +87,10 @@ def train_model(
 ) -> TrainedRun:
     model, config, train_config, dataset = prepare(model_type, dataset_spec, overrides)
     device = resolve_device(train_config.device)
-    trainer = Trainer(model, dataset, train_config, device, callbacks, control)
+    test = test_samples(model_type, dataset_spec)
+    trainer = Trainer(model, dataset, train_config, device, callbacks, control, test)
     result = trainer.fit()
     if result.epochs_done:
         # Per-epoch metrics may use a subsample; the final figures cover every sample.
-        result.metrics = evaluate(trainer.model, trainer.data)
+        result.metrics = evaluate(trainer.model, trainer.eval_source)
     return TrainedRun(trainer.model, config, train_config, dataset, result)

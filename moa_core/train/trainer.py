@@ -64,11 +64,17 @@ class Trainer:
         device: torch.device,
         callbacks: list[Callback] | None = None,
         control: TrainingControl | None = None,
+        eval_dataset: Dataset | None = None,
     ) -> None:
         self.model = model.to(device)
         self.device = device
         self.data = dataset.to(device)
-        self.eval_data = _subsample(self.data, config.eval_limit, config.seed)
+        # Clustering is scored on the training samples; a classifier on held-out ones.
+        self.eval_source = self.data if eval_dataset is None else eval_dataset.to(device)
+        self.eval_data = _subsample(self.eval_source, config.eval_limit, config.seed)
+        config_of_model = getattr(model, "config", None)
+        self.uses_labels = bool(getattr(config_of_model, "uses_labels", False))
+        self.targets = self.data.class_indices()
         self.config = config
         self.callbacks = list(callbacks or [])
         self.control = control or TrainingControl()
@@ -97,7 +103,7 @@ class Trainer:
                     status, message = "stopped", f"stopped by the user in epoch {epoch}"
                     break
                 self._set_learning_rate(step / total_steps)
-                loss = self._train_step(self.data.x[batch])
+                loss = self._train_step(self.data.x[batch], self.targets[batch])
                 step += 1
                 if not np.isfinite(loss):
                     status, message = "failed", self._restore(f"loss became {loss}", epoch, step)
@@ -117,11 +123,11 @@ class Trainer:
         self._emit(TrainEvent(status, epoch, step, metrics=metrics, message=message))
         return result
 
-    def _train_step(self, x: torch.Tensor) -> float:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         """Step each phase's optimizer in turn; the sum of the phase losses, or the first
         non-finite one (whose step is skipped, as are the phases after it)."""
         self.model.train()
-        losses = self._phase_losses(x)
+        losses = self._phase_losses(x, y)
         total = 0.0
         for optimizer in self.optimizers:
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
@@ -135,9 +141,12 @@ class Trainer:
             total += value
         return total
 
-    def _phase_losses(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+    def _phase_losses(self, x: torch.Tensor, y: torch.Tensor) -> Iterator[torch.Tensor]:
         phase_losses = getattr(self.model, "phase_losses", None)
-        return phase_losses(x) if phase_losses else iter([self.forward(x).loss])
+        if phase_losses:
+            return phase_losses(x)
+        out = self.forward(x, y) if self.uses_labels else self.forward(x)
+        return iter([out.loss])
 
     def _end_epoch(self, epoch: int, step: int) -> None:
         metrics = evaluate(self.model, self.eval_data)

@@ -13,7 +13,14 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 PALETTE = qualitative.Plotly
-METRIC_NAMES = {"nmi": "NMI", "acc": "ACC", "ari": "ARI", "usage_entropy": "usage balance"}
+METRIC_NAMES = {
+    "nmi": "NMI",
+    "acc": "ACC",
+    "ari": "ARI",
+    "usage_entropy": "usage balance",
+    "accuracy": "test accuracy",
+    "dead_gate_fraction": "dead gates",
+}
 METRIC_DASH = ("solid", "dot", "dash", "dashdot")
 MARGIN = dict(l=10, r=10, t=40, b=10)
 

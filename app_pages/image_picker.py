@@ -1,0 +1,72 @@
+"""One input image for a model, chosen three ways (not a page): a dataset image, an uploaded
+file of any size or colour mode, or a digit drawn on a canvas."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from moa_core.data import Dataset
+from moa_core.image_input import ImageInputError, drawing_to_input, read_image, to_model_input
+
+DATASET, UPLOAD, DRAW = "Dataset image", "Upload", "Draw"
+CANVAS_SIDE = 180
+
+
+def first_of_class(data: Dataset, slot: int) -> int:
+    """A different class per slot by default, so side-by-side diagrams differ."""
+    labels = data.y.numpy()
+    wanted = np.unique(labels)[slot % data.num_classes]
+    return int(np.flatnonzero(labels == wanted)[0])
+
+
+def pick_image(slot: int, data: Dataset, prefix: str) -> tuple[np.ndarray, str] | None:
+    """The widgets for input `slot`; (image [C, H, W], caption) or None with a message shown."""
+    channels, size, _ = data.image_shape or (1, 16, 16)
+    key = f"{prefix}{slot}_"
+    source = st.radio(
+        f"Input {slot + 1}", (DATASET, UPLOAD, DRAW), horizontal=True, key=f"{key}source"
+    )
+    if source == DATASET:
+        index = st.number_input(
+            "Image number",
+            0,
+            len(data) - 1,
+            first_of_class(data, slot),
+            key=f"{key}index",
+            help=f"0 … {len(data) - 1} of `{data.name}`",
+        )
+        label = int(data.y[int(index)])
+        name = data.class_names[list(np.unique(data.y.numpy())).index(label)]
+        return data.x[int(index)].numpy(), f"{data.name} #{int(index)} (class {name})"
+    if source == UPLOAD:
+        upload = st.file_uploader(
+            "Image file", key=f"{key}upload", help="Any size or colour mode; it is converted."
+        )
+        if upload is None:
+            st.caption("Upload a photo or scan (PNG, JPEG, …).")
+            return None
+        dark = float(data.x[:256, :, 0, :].mean()) < 0.5  # the data's background polarity
+        try:
+            image = read_image(upload.name, upload.getvalue())
+            return to_model_input(image, channels, size, dark), upload.name
+        except ImageInputError as err:
+            st.error(str(err))
+            return None
+    drawing = st_canvas(
+        stroke_width=14,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=CANVAS_SIDE,
+        width=CANVAS_SIDE,
+        drawing_mode="freedraw",
+        return_image_data=True,
+        key=f"{key}canvas",
+    )
+    pixels = drawing.image_data if drawing is not None else None
+    image = None if pixels is None else drawing_to_input(pixels, channels, size)
+    if image is None:
+        st.caption("Draw a digit with the mouse.")
+        return None
+    return image, "your drawing"

@@ -1,0 +1,164 @@
+"""Routing: how a trained network routes an input through its parallel paths (paper 003,
+Fig. 3.7), and what its gates do over a dataset (Fig. 3.9, 3.10, 5.1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app_pages.checkpoint_picker import describe, load_with_data, pick_checkpoint
+from app_pages.image_picker import pick_image
+from moa_core.analysis.gates import (
+    all_gates,
+    class_gate_values,
+    most_skewed_gate,
+    routing_gates,
+)
+from moa_core.analysis.routing import gate_vectors, routing_views
+from moa_core.checkpoint import CheckpointError, list_runs, load_checkpoint
+from moa_core.data import DatasetError
+from moa_core.lessons import lesson_text, lesson_title
+from moa_core.metrics import dead_gate_fraction
+from moa_core.viz.routing import (
+    class_gate_histograms,
+    gate_response_figure,
+    path_weight_histograms,
+    routing_diagram,
+)
+
+PREFIX = "route_"
+RESPONSE_SAMPLES = 150  # inputs shown in the regularized-vs-not response plot (Fig. 5.1)
+USER_ERRORS = (CheckpointError, DatasetError)
+
+st.title("Routing")
+with st.expander(lesson_title("routing")):
+    st.markdown(lesson_text("routing"))
+choice = pick_checkpoint(
+    PREFIX, "train multipath_cc on the Train page and press **Save as run** (mixtures work too)"
+)
+try:
+    checkpoint, data = load_with_data(choice.run_id, choice)
+except USER_ERRORS as err:
+    st.error(str(err))
+    st.stop()
+if data.kind != "image":
+    st.error(f"`{data.name}` holds 2-D points; the routing diagram needs an image model.")
+    st.stop()
+model = checkpoint.model
+device = next(model.parameters()).device
+all_x = data.x.to(device)
+vectors = gate_vectors(model, all_x[:2])
+if not vectors:
+    st.info(
+        f"{checkpoint.config.model_type} has no gates to draw: it is the single-path baseline. "
+        "Pick a multipath_cc, multipath_cp or mixture run."
+    )
+    st.stop()
+
+st.subheader("Routing diagram")
+count = st.radio("Inputs side by side", (1, 2, 3), index=1, horizontal=True, key=f"{PREFIX}count")
+picked = []
+for slot, column in enumerate(st.columns(count)):
+    with column:
+        picked.append(pick_image(slot, data, PREFIX))
+chosen = [p for p in picked if p is not None]
+if chosen:
+    images = torch.from_numpy(np.stack([image for image, _ in chosen])).to(device)
+    views = routing_views(model, images)
+    st.caption(
+        "Boxes: each routing layer's input and output tensors, red by their share of the "
+        "layer's mean activation. Edges: gates g_ij, thicker and bluer when larger. Gray: "
+        "the parallel forward layers between routing layers. Hover for the numbers."
+    )
+    for (image, caption), layers in zip(chosen, views, strict=True):
+        left, right = st.columns([1, 7])
+        left.image(image.transpose(1, 2, 0).clip(0, 1), caption=caption, width=96)
+        right.plotly_chart(routing_diagram(layers))
+
+st.subheader("Gates over the dataset")
+gates = all_gates(vectors)
+values = routing_gates(model, all_x)
+labels = data.y.numpy()
+names = dict(zip(np.unique(labels).tolist(), data.class_names, strict=True))
+dead = dead_gate_fraction(values)
+st.markdown(
+    f"**{len(gates)} gates** in {len(vectors)} gate vectors; **{dead:.0%}** are dead on "
+    f"`{data.name}` (below 0.1 or above 0.9 for every one of its {len(data)} images)."
+)
+by_class, by_path, by_run = st.tabs(
+    ["Class-wise gate histograms", "Weights of parallel paths", "With vs without regularization"]
+)
+with by_class:
+    c1, c2 = st.columns(2)
+    picked_gates = c1.multiselect(
+        "Gates",
+        range(len(gates)),
+        default=[0, len(gates) - 1] if len(gates) > 1 else [0],
+        format_func=lambda g: gates[g].label,
+        key=f"{PREFIX}hist_gates",
+    )
+    picked_classes = c2.multiselect(
+        "Classes",
+        list(names),
+        default=list(names)[:4],
+        format_func=lambda c: names[c],
+        key=f"{PREFIX}hist_classes",
+    )
+    if picked_gates and picked_classes:
+        chosen_gates = [gates[g] for g in picked_gates]
+        per_class = class_gate_values(
+            values, labels, {c: names[c] for c in picked_classes}, chosen_gates
+        )
+        st.plotly_chart(class_gate_histograms(per_class))
+    else:
+        st.info("Choose at least one gate and one class.")
+with by_path:
+    layers = model.parallel_layers() if hasattr(model, "parallel_layers") else {}
+    if not layers:
+        st.info(f"{checkpoint.config.model_type} has no parallel paths to compare.")
+    else:
+        layer = st.selectbox("Layer", list(layers), key=f"{PREFIX}weights_layer")
+        st.plotly_chart(path_weight_histograms(layers[layer].cpu().numpy(), layer))
+with by_run:
+    others = {
+        run.run_id: run
+        for run in list_runs()
+        if run.model_type == checkpoint.config.model_type
+        and run.meta.get("dataset") == checkpoint.meta.get("dataset")
+        and f"{run.path.stem}@{run.path.stat().st_mtime}" != choice.run_id
+    }
+    if not others:
+        st.info(
+            f"Save a second {checkpoint.config.model_type} run on `{data.name}` with the other "
+            "gate regularization (Train page, **Compare** trains both) to compare them here."
+        )
+    else:
+        other_id = st.selectbox(
+            "Compare with run",
+            list(others),
+            format_func=lambda r: describe(others[r]),
+            key=f"{PREFIX}other",
+        )
+        other = load_checkpoint(others[other_id].path, device)
+        other_values = routing_gates(other.model, all_x)
+        runs = {
+            f"this run (gate_reg={getattr(checkpoint.config, 'gate_reg', '?')})": values,
+            f"{other_id} (gate_reg={getattr(other.config, 'gate_reg', '?')})": other_values,
+        }
+        worse = max(runs.values(), key=lambda v: dead_gate_fraction(v) or 0.0)
+        gate = most_skewed_gate(worse, gates)
+        sample = np.random.default_rng(0).permutation(len(data))[:RESPONSE_SAMPLES]
+        st.plotly_chart(
+            gate_response_figure(
+                {
+                    f"{label}: {dead_gate_fraction(v):.0%} of gates dead": gate.values(v)[sample]
+                    for label, v in runs.items()
+                },
+                gate.label,
+            )
+        )
+        st.caption(
+            f"{gate.label}, the gate that stays lowest in the run with more dead gates, on "
+            f"the same {len(sample)} images of `{data.name}` (paper 003, Fig. 5.1)."
+        )

@@ -1,0 +1,92 @@
+"""A user's own image (an uploaded file or a drawing) turned into one model input.
+
+Any size, any colour mode: the image is flattened onto white where it is transparent,
+converted to the model's channels, padded to a square with its own border colour (so a digit
+keeps its shape), resized, and inverted when its background is light but the model's data
+has a dark one (MNIST-style digits are light strokes on black). Anything that is not an image
+is one `ImageInputError` line; the bytes are checked by Pillow, never executed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, stated here rather than inherited
+
+
+class ImageInputError(ValueError):
+    """An upload that cannot become a model input, in one line for the page."""
+
+
+def read_image(name: str, data: bytes) -> Image.Image:
+    """Decode `data` as an image, or raise `ImageInputError` naming the file."""
+    if not data:
+        raise ImageInputError(f"{name}: the file is empty")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageInputError(f"{name}: larger than {MAX_UPLOAD_BYTES // 2**20} MB")
+    try:
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageInputError(f"{name}: {image.width}×{image.height} pixels is too large")
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, ImageInputError):
+            raise
+        raise ImageInputError(f"{name} is not an image Pillow can read (try PNG or JPEG)") from None
+    return image
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """RGB, with transparent parts (RGBA, LA, palette transparency) over white."""
+    if image.mode in ("RGBA", "LA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _border(pixels: np.ndarray) -> np.ndarray:
+    """The pixels along the four edges of [H, W, C]."""
+    return np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+
+
+def to_model_input(
+    image: Image.Image, channels: int, size: int, dark_background: bool
+) -> np.ndarray:
+    """`image` as a float32 [channels, size, size] array in [0, 1] (see the module docstring)."""
+    if channels not in (1, 3):
+        raise ImageInputError(f"models with {channels} channels take no images from files")
+    rgb = _on_white(image)
+    mode = "L" if channels == 1 else "RGB"
+    pixels = np.asarray(rgb.convert(mode), dtype=np.float32).reshape(rgb.height, rgb.width, -1)
+    background = np.median(_border(pixels), axis=0)
+    side = max(rgb.width, rgb.height)
+    square = np.empty((side, side, pixels.shape[2]), np.float32)
+    square[:] = background
+    top, left = (side - rgb.height) // 2, (side - rgb.width) // 2
+    square[top : top + rgb.height, left : left + rgb.width] = pixels
+    resized = [
+        np.asarray(
+            Image.fromarray(square[..., c]).resize((size, size), Image.Resampling.BOX),
+            dtype=np.float32,
+        )
+        for c in range(square.shape[2])
+    ]
+    out = np.stack(resized) / 255.0
+    if dark_background and float(background.mean()) / 255.0 > 0.5:
+        out = 1.0 - out
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def drawing_to_input(rgba: np.ndarray, channels: int, size: int) -> np.ndarray | None:
+    """A canvas drawing (light strokes on black, [H, W, 4] uint8) as a model input; None when
+    nothing has been drawn yet."""
+    pixels = np.asarray(rgba)[..., :3]
+    if pixels.max() == 0:
+        return None
+    image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+    return to_model_input(image, channels, size, dark_background=False)

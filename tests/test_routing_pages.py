@@ -1,0 +1,93 @@
+"""The Routing page and the gate units of the Neuron maximization page under AppTest, and the
+Train page's settings for the routing classifiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from moa_core.train.run import prepare
+from moa_core.ui_state import TrainSettings, compare_label, progress_metrics, score_tiles
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUTING_PAGE = str(ROOT / "app_pages" / "routing.py")
+MAXIMIZE_PAGE = str(ROOT / "app_pages" / "maximize.py")
+
+
+def open_page(page: str, runs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("MOA_RUNS_DIR", str(runs))
+    at = AppTest.from_file(page, default_timeout=120).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_routing_page_draws_two_dataset_images_and_the_gate_analysis(
+    routing_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(ROUTING_PAGE, routing_run_dir, monkeypatch)
+    assert not at.error
+    charts = at.get("plotly_chart")
+    # Two routing diagrams (inputs 1 and 2) and the class-wise histograms of the first tab.
+    assert len(charts) >= 3
+    assert "18 gates" in " ".join(m.value for m in at.markdown)
+    at.radio(key="route_count").set_value(3).run()
+    assert not at.exception and len(at.get("plotly_chart")) >= 4
+    captions = " ".join(c.value for c in at.caption)
+    assert "Fig. 5.1" in captions  # the second run of the registry is compared
+
+
+def test_routing_page_explains_a_baseline_without_gates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tiny import TINY_ROUTING
+
+    from moa_core.checkpoint import save_run
+    from moa_core.train.run import train_model
+
+    settings = {**TINY_ROUTING, "epochs": 1, "max_samples": 100, "device": "cpu"}
+    run = train_model("singlepath", "digits", settings)
+    save_run(run.model, run.config, run.checkpoint_meta(), tmp_path)
+    at = open_page(ROUTING_PAGE, tmp_path, monkeypatch)
+    assert "no gates" in at.info[0].value and not at.get("plotly_chart")
+
+
+def test_maximization_page_offers_every_gate_vector(
+    routing_run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_page(MAXIMIZE_PAGE, routing_run_dir, monkeypatch)
+    units = at.selectbox(key="max_units")
+    assert len(units.options) == 10  # the class outputs and 9 gate vectors
+    at.slider(key="max_steps").set_value(32).run()
+    units.set_value(5).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "of 2** units" in text  # a two-path gate vector has two units
+    assert at.dataframe[0].value["unit"].str.startswith("g").all()
+
+
+def test_routing_classifiers_train_with_accuracy_and_compare_with_their_ablation() -> None:
+    settings = TrainSettings.from_mapping(
+        {"train_model_type": "multipath_cc", "train_num_clusters": 4, "train_compare": True},
+        prefix="train_",
+    )
+    specs = settings.job_specs()
+    assert [s.label for s in specs] == [
+        "multipath_cc",
+        "multipath_cc without gate regularization",
+    ]
+    assert specs[1].overrides["gate_reg"] == 0.0
+    assert "num_clusters" not in specs[0].overrides  # a classifier has no M
+    model, *_ = prepare("multipath_cc", "digits", {**specs[0].overrides, "max_samples": 50})
+    assert model.config.num_classes == 10
+    assert compare_label("singlepath") == ""
+    assert compare_label("moa") == "moa vs moa_plus"
+    metrics = {"accuracy": 0.9712, "dead_gate_fraction": 0.25, "classes_predicted": 10}
+    assert score_tiles(metrics) == [
+        ("Test accuracy", "0.971"),
+        ("Dead gates", "25%"),
+        ("Classes predicted", "10"),
+    ]
+    assert progress_metrics([{"epoch": 1, **metrics}]) == ("accuracy", "dead_gate_fraction")
+    assert progress_metrics([{"epoch": 1, "nmi": 0.5, "acc": 0.5}]) == ("nmi", "acc")
