@@ -14,8 +14,14 @@ import streamlit as st
 import torch
 
 from moa_core import explore
-from moa_core.checkpoint import LoadedCheckpoint, RunInfo, list_runs, load_checkpoint
-from moa_core.data import Dataset
+from moa_core.checkpoint import (
+    CheckpointError,
+    LoadedCheckpoint,
+    RunInfo,
+    list_runs,
+    load_checkpoint,
+)
+from moa_core.data import Dataset, DatasetError
 from moa_core.device import resolve_device
 from moa_core.uploads import load_uploaded_checkpoint
 
@@ -40,6 +46,26 @@ def load_with_data(run_id: str, _choice: CheckpointChoice) -> tuple[LoadedCheckp
     """The validated model and the samples it trained on, cached per run id."""
     checkpoint = _choice.load(resolve_device("auto"))
     return checkpoint, explore.checked_run_dataset(checkpoint, run_id)
+
+
+def pick_image_run(
+    prefix: str, empty_hint: str
+) -> tuple[CheckpointChoice, LoadedCheckpoint, Dataset]:
+    """Pick, load and check a run whose data are images; any problem is one line and stops
+    the page."""
+    choice = pick_checkpoint(prefix, empty_hint)
+    try:
+        checkpoint, data = load_with_data(choice.run_id, choice)
+    except (CheckpointError, DatasetError) as err:
+        st.error(str(err))
+        st.stop()
+    if data.kind != "image":
+        st.error(
+            f"{checkpoint.config.model_type} on `{data.name}` takes 2-D points; this page needs "
+            "an image model (see the Cluster distributions page for 2-D models)."
+        )
+        st.stop()
+    return choice, checkpoint, data
 
 
 def describe(run: RunInfo) -> str:

@@ -6,17 +6,15 @@ from __future__ import annotations
 import streamlit as st
 from torch import nn
 
-from app_pages.checkpoint_picker import load_with_data, pick_checkpoint
+from app_pages.checkpoint_picker import pick_image_run
 from moa_core.analysis.maximize import SynthesisSettings, UnitReport, maximize_units
 from moa_core.analysis.routing import UnitChoice, unit_choices
-from moa_core.checkpoint import CheckpointError
-from moa_core.data import Dataset, DatasetError
+from moa_core.data import Dataset
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.viz.maximize import activation_figure, maximization_grid
 
 PREFIX = "max_"
 TOP_K = 10
-USER_ERRORS = (CheckpointError, DatasetError)
 REPORTS = f"{PREFIX}reports"  # session cache: (run id, settings) → UnitReport
 
 
@@ -45,18 +43,9 @@ def report_for(
 st.title("Neuron maximization")
 with st.expander(lesson_title("maximize")):
     st.markdown(lesson_text("maximize"))
-choice = pick_checkpoint(PREFIX, "train an image model on the Train page and press **Save as run**")
-try:
-    checkpoint, data = load_with_data(choice.run_id, choice)
-except USER_ERRORS as err:
-    st.error(str(err))
-    st.stop()
-if data.kind != "image":
-    st.error(
-        f"{checkpoint.config.model_type} on `{data.name}` takes 2-D points; this page needs an "
-        "image model (see the Cluster distributions page for 2-D models)."
-    )
-    st.stop()
+choice, checkpoint, data = pick_image_run(
+    PREFIX, "train an image model on the Train page and press **Save as run**"
+)
 
 model = checkpoint.model
 choices = unit_choices(model, data.x[:2].to(next(model.parameters()).device))

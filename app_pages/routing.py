@@ -7,7 +7,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app_pages.checkpoint_picker import describe, load_with_data, pick_checkpoint
+from app_pages.checkpoint_picker import describe, pick_image_run
 from app_pages.image_picker import pick_image
 from moa_core.analysis.gates import (
     all_gates,
@@ -16,8 +16,7 @@ from moa_core.analysis.gates import (
     routing_gates,
 )
 from moa_core.analysis.routing import gate_vectors, routing_views
-from moa_core.checkpoint import CheckpointError, list_runs, load_checkpoint
-from moa_core.data import DatasetError
+from moa_core.checkpoint import list_runs, load_checkpoint
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.metrics import dead_gate_fraction
 from moa_core.viz.routing import (
@@ -29,22 +28,13 @@ from moa_core.viz.routing import (
 
 PREFIX = "route_"
 RESPONSE_SAMPLES = 150  # inputs shown in the regularized-vs-not response plot (Fig. 5.1)
-USER_ERRORS = (CheckpointError, DatasetError)
 
 st.title("Routing")
 with st.expander(lesson_title("routing")):
     st.markdown(lesson_text("routing"))
-choice = pick_checkpoint(
+choice, checkpoint, data = pick_image_run(
     PREFIX, "train multipath_cc on the Train page and press **Save as run** (mixtures work too)"
 )
-try:
-    checkpoint, data = load_with_data(choice.run_id, choice)
-except USER_ERRORS as err:
-    st.error(str(err))
-    st.stop()
-if data.kind != "image":
-    st.error(f"`{data.name}` holds 2-D points; the routing diagram needs an image model.")
-    st.stop()
 model = checkpoint.model
 device = next(model.parameters()).device
 all_x = data.x.to(device)

@@ -55,6 +55,24 @@ def emit(record: dict) -> dict:
     return record
 
 
+def emit_cases(
+    name: str, start: float, baseline: str, ratio: float, results: dict, skipped: dict
+) -> dict:
+    """The one JSON line of a benchmark that ran `run_cases`: figures per case, the ratio
+    against its in-run `baseline`, and the cases skipped for missing data."""
+    return emit(
+        {
+            "name": name,
+            "device": device_label(),
+            "seconds": round(time.perf_counter() - start, 1),
+            "baseline": baseline,
+            "ratio": round(float(ratio), 4),
+            "results": results,
+            "skipped": skipped,
+        }
+    )
+
+
 def run_cases(cases, run_case: Callable[[str, dict], dict]) -> tuple[dict, dict]:
     """Run every (dataset spec, settings) case; a case whose data is absent is skipped with
     its one-line reason instead of failing the benchmark."""

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device, device_label, emit, mean_std, progress, run_cases
+from benchmarks.common import device, emit_cases, mean_std, progress, run_cases
 from moa_core.train.run import train_model
 
 SEEDS = (0, 1)
@@ -63,14 +63,11 @@ def run() -> dict:
             for reg, unreg in pairs
         ]
     )
-    return emit(
-        {
-            "name": "dead_gates",
-            "device": device_label(),
-            "seconds": round(time.perf_counter() - start, 1),
-            "baseline": "the same network without gate regularization (gate_reg=0)",
-            "ratio": round(float(ratio), 4),
-            "results": results,
-            "skipped": skipped,
-        }
+    return emit_cases(
+        "dead_gates",
+        start,
+        "the same network without gate regularization (gate_reg=0)",
+        ratio,
+        results,
+        skipped,
     )

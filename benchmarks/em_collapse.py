@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device_label, emit, mean_std, progress, run_cases
+from benchmarks.common import emit_cases, mean_std, progress, run_cases
 from moa_core.analysis.density import mean_density
 from moa_core.train.run import train_model
 
@@ -48,14 +48,11 @@ def run() -> dict:
             for r in results.values()
         ]
     )
-    return emit(
-        {
-            "name": "em_collapse",
-            "device": device_label(),
-            "seconds": round(time.perf_counter() - start, 1),
-            "baseline": "the same model without relevance-score normalization",
-            "ratio": round(float(ratio), 1),
-            "results": results,
-            "skipped": skipped,
-        }
+    return emit_cases(
+        "em_collapse",
+        start,
+        "the same model without relevance-score normalization",
+        ratio,
+        results,
+        skipped,
     )

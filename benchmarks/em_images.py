@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device, device_label, emit, mean_std, progress, run_cases
+from benchmarks.common import device, emit_cases, mean_std, progress, run_cases
 from moa_core.train.run import train_model
 
 SEEDS = (0, 1)
@@ -41,14 +41,11 @@ def run() -> dict:
     ratio = np.mean(
         [r["two_fold"]["acc"]["mean"] / r["em_only"]["acc"]["mean"] for r in results.values()]
     )
-    return emit(
-        {
-            "name": "em_images",
-            "device": device_label(),
-            "seconds": round(time.perf_counter() - start, 1),
-            "baseline": "EM-only (Eq. 7) on the same data and seeds",
-            "ratio": round(float(ratio), 3),
-            "results": results,
-            "skipped": skipped,
-        }
+    return emit_cases(
+        "em_images",
+        start,
+        "EM-only (Eq. 7) on the same data and seeds",
+        ratio,
+        results,
+        skipped,
     )

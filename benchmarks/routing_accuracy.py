@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device, device_label, emit, mean_std, progress, run_cases
+from benchmarks.common import device, emit_cases, mean_std, progress, run_cases
 from moa_core.models.multipath import matched_widths, parameter_count
 from moa_core.train.run import prepare, train_model
 
@@ -56,14 +56,11 @@ def run() -> dict:
             for r in results.values()
         ]
     )
-    return emit(
-        {
-            "name": "routing_accuracy",
-            "device": device_label(),
-            "seconds": round(time.perf_counter() - start, 1),
-            "baseline": "singlepath at the same parameter count, data and seeds",
-            "ratio": round(float(ratio), 4),
-            "results": results,
-            "skipped": skipped,
-        }
+    return emit_cases(
+        "routing_accuracy",
+        start,
+        "singlepath at the same parameter count, data and seeds",
+        ratio,
+        results,
+        skipped,
     )

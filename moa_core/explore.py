@@ -17,8 +17,8 @@ from moa_core.analysis.embedding import UmapParams, umap_embedding
 from moa_core.analysis.outputs import ModelOutputs, collect_outputs
 from moa_core.checkpoint import CheckpointError, LoadedCheckpoint
 from moa_core.data import Dataset
-from moa_core.metrics import clustering_scores
 from moa_core.models import ConfigError, ModelConfig
+from moa_core.train.evaluate import score_outputs
 from moa_core.train.run import training_samples
 from moa_core.train.setup import check_dataset_fits
 
@@ -71,8 +71,7 @@ def analyse(
     config = loaded.config
     model = loaded.model.to(device)
     outputs = collect_outputs(model, dataset.x.to(device))
-    labels = dataset.y.cpu().numpy()
-    scores = clustering_scores(labels, outputs.clusters, outputs.gate_probs.shape[1])
+    scores = score_outputs(outputs, dataset)
     return RunAnalysis(run_id, config, loaded.meta, dataset.to("cpu"), outputs, scores)
 
 

@@ -200,7 +200,7 @@ def score_tiles(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     if "accuracy" in metrics:
         dead = metrics["dead_gate_fraction"]
         return [
-            ("Test accuracy", f"{metrics['accuracy']:.3f}"),
+            ("Accuracy", f"{metrics['accuracy']:.3f}"),
             ("Dead gates", "no gates" if dead is None else f"{dead:.0%}"),
             ("Classes predicted", str(metrics["classes_predicted"])),
         ]

@@ -1,11 +1,14 @@
-"""Shared fixtures: the repository root and one small saved run (for pages that need a run)."""
+"""Shared fixtures: the repository root, small saved runs (for pages that need a run), and
+Chromium with a fresh tab for the browser tests (each browser module serves its `app_url`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from browser_support import CHROMIUM, CHROMIUM_FLAGS
 from tiny import TINY_MODEL, TINY_ROUTING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,3 +55,24 @@ def routing_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run = train_model("multipath_cc", "digits", settings)
         save_run(run.model, run.config, run.checkpoint_meta(), directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Debian's Chromium under Playwright; the browser tests skip where either is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, app_url: str) -> Iterator:
+    context = browser.new_context(viewport={"width": 1400, "height": 1800}, base_url=app_url)
+    tab = context.new_page()
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()

@@ -2,101 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 90  # seconds for `streamlit run` to answer its health check
-RENDER_TIMEOUT_MS = 180_000  # the first Latent page waits for UMAP's compile and a model pass
 SCATTER = 'iframe[title="Latent space scatter"]'
-
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
 def app_url(saved_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`streamlit run app.py` on a free local port, with one saved run in its registry."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "MOA_RUNS_DIR": str(saved_run_dir), "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--server.headless", "true", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
+    with streamlit_server(saved_run_dir, tmp_path_factory.mktemp("streamlit")) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, app_url: str) -> Iterator:
-    context = browser.new_context(viewport={"width": 1400, "height": 1800}, base_url=app_url)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
-
-
-def assert_no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "Traceback" not in page.locator("body").inner_text()
 
 
 def number_input(page, label: str, value: int) -> None:
@@ -130,6 +55,11 @@ def test_every_page_loads_without_exceptions(page) -> None:
         timeout=RENDER_TIMEOUT_MS
     )
     sync_api.expect(page.locator('[data-testid="stImage"]')).to_have_count(1)
+    assert_no_exception(page)
+
+    page.get_by_role("link", name="Routing").click()  # MoA+ drawn as input → experts
+    page.get_by_text("Gates over the dataset").wait_for(timeout=RENDER_TIMEOUT_MS)
+    assert page.locator(".js-plotly-plot").count() >= 2
     assert_no_exception(page)
 
 

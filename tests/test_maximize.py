@@ -144,7 +144,7 @@ def test_page_shows_rows_for_every_cluster(em_run, tmp_path, monkeypatch) -> Non
     assert len(at.get("image")) == 1
     assert any("of **5**" in m.value or "of 5" in m.value for m in at.markdown)
     table = at.dataframe[0].value
-    assert list(table["cluster"]) == [1, 2, 3, 4, 5]
+    assert list(table["unit"]) == [f"unit {u}" for u in range(1, 6)]
     assert (table["synthesized"] > table["best dataset image"]).all()
 
 

@@ -68,7 +68,27 @@ class GateBank(nn.Module):
         return self.norm(scores.flatten(1)).view_as(scores)
 
 
-class CrossConnection(nn.Module):
+class RoutingLayer(nn.Module):
+    """What both routing algorithms share: gates from every input (Eq. 3.3–3.5), then `combine`
+    builds the outputs; the forward returns them with the layer's `Routing` record."""
+
+    def __init__(self, name: str, gate: GateBank) -> None:
+        super().__init__()
+        self.name = name
+        self.gate = gate
+
+    def combine(self, paths: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, paths: torch.Tensor) -> tuple[torch.Tensor, Routing]:
+        scores = self.gate(paths)
+        gates = scores.softmax(-1)
+        out = self.combine(paths, gates)
+        strengths = tensor_strength(paths), tensor_strength(out)
+        return out, Routing(self.name, gates, scores, *strengths)
+
+
+class CrossConnection(RoutingLayer):
     """Y_j = Σ_i g_ij X_i (paper 003, Eq. 3.7, Algorithm 2): no weights besides the gates, so
     it adds no depth. With one input it is the one-to-many connector at a network's start."""
 
@@ -81,19 +101,13 @@ class CrossConnection(nn.Module):
         hidden: int,
         normalize: bool = False,
     ) -> None:
-        super().__init__()
-        self.name = name
-        self.gate = GateBank(inputs, channels, outputs, hidden, normalize)
+        super().__init__(name, GateBank(inputs, channels, outputs, hidden, normalize))
 
-    def forward(self, paths: torch.Tensor) -> tuple[torch.Tensor, Routing]:
-        scores = self.gate(paths)
-        gates = scores.softmax(-1)
-        out = torch.einsum("bmn,bm...->bn...", gates, paths)
-        routing = Routing(self.name, gates, scores, tensor_strength(paths), tensor_strength(out))
-        return out, routing
+    def combine(self, paths: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bmn,bm...->bn...", gates, paths)
 
 
-class CrossPrediction(nn.Module):
+class CrossPrediction(RoutingLayer):
     """Y_j = ReLU(Σ_i g_ij U_ij), U_ij = W_ij X_i + b_ij (paper 003, Eq. 3.1 and 3.6,
     Algorithm 1). U is one grouped 3×3 convolution (group i holds X_i's n predictions), or one
     stacked dense map for vectors."""
@@ -109,10 +123,8 @@ class CrossPrediction(nn.Module):
         conv: bool,
         normalize: bool = False,
     ) -> None:
-        super().__init__()
-        self.name = name
+        super().__init__(name, GateBank(inputs, in_width, outputs, hidden, normalize))
         self.outputs = outputs
-        self.gate = GateBank(inputs, in_width, outputs, hidden, normalize)
         if conv:
             self.predict = nn.Conv2d(
                 inputs * in_width, inputs * outputs * out_width, 3, padding=1, groups=inputs
@@ -130,12 +142,8 @@ class CrossPrediction(nn.Module):
             return u.view(b, m, self.outputs, -1, *u.shape[-2:])
         return torch.einsum("bmc,mnco->bmno", paths, self.weight) + self.bias
 
-    def forward(self, paths: torch.Tensor) -> tuple[torch.Tensor, Routing]:
-        scores = self.gate(paths)
-        gates = scores.softmax(-1)
-        out = F.relu(torch.einsum("bmn,bmn...->bn...", gates, self.predictions(paths)))
-        routing = Routing(self.name, gates, scores, tensor_strength(paths), tensor_strength(out))
-        return out, routing
+    def combine(self, paths: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        return F.relu(torch.einsum("bmn,bmn...->bn...", gates, self.predictions(paths)))
 
 
 class ParallelConv(nn.Module):

@@ -34,13 +34,13 @@ from moa_core.blocks.routing import (
     ParallelConv,
     ParallelDense,
     Routing,
+    RoutingLayer,
     parallel_max_pool,
 )
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig
 from moa_core.models.neural_em import em_loss, gamma_for_batch
 from moa_core.models.registry import register
 
-ROUTING_LAYERS = (CrossConnection, CrossPrediction)
 GATE_NORMS = ("auto", "on", "off")
 
 
@@ -212,7 +212,7 @@ class MultipathNet(nn.Module):
             paths = paths.expand(-1, self.paths, *x.shape[1:])
         routings: list[Routing] = []
         for stage in self.body:
-            if isinstance(stage, ROUTING_LAYERS):
+            if isinstance(stage, RoutingLayer):
                 paths, routing = stage(paths)
                 routings.append(routing)
             else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from moa_core.analysis.outputs import collect_outputs
+from moa_core.analysis.outputs import ModelOutputs, collect_outputs
 from moa_core.data import Dataset
 from moa_core.metrics import classification_scores, clustering_scores
 
@@ -12,7 +12,11 @@ from moa_core.metrics import classification_scores, clustering_scores
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 512) -> dict:
     """ACC, NMI, ARI, clusters used and expert usage of the gate's argmax against the labels;
     for a classifier, its accuracy and the share of dead routing gates."""
-    outputs = collect_outputs(model, dataset.x, batch_size)
+    return score_outputs(collect_outputs(model, dataset.x, batch_size), dataset)
+
+
+def score_outputs(outputs: ModelOutputs, dataset: Dataset) -> dict:
+    """The scores of `evaluate` from outputs already collected over `dataset`."""
     if outputs.class_logits is not None:
         targets = dataset.class_indices().cpu().numpy()
         return classification_scores(targets, outputs.class_logits, outputs.routing_gates)

@@ -18,7 +18,7 @@ METRIC_NAMES = {
     "acc": "ACC",
     "ari": "ARI",
     "usage_entropy": "usage balance",
-    "accuracy": "test accuracy",
+    "accuracy": "held-out accuracy",
     "dead_gate_fraction": "dead gates",
 }
 METRIC_DASH = ("solid", "dot", "dash", "dashdot")
