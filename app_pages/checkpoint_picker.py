@@ -41,6 +41,11 @@ class CheckpointChoice:
         return load_uploaded_checkpoint(self.upload_name, self.upload_data, device)
 
 
+def choice_for(run: RunInfo) -> CheckpointChoice:
+    """A saved run as a choice; its id changes when the file is rewritten."""
+    return CheckpointChoice(f"{run.path.stem}@{run.path.stat().st_mtime}", path=run.path)
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the checkpoint and its data…")
 def load_with_data(run_id: str, _choice: CheckpointChoice) -> tuple[LoadedCheckpoint, Dataset]:
     """The validated model and the samples it trained on, cached per run id."""
@@ -87,8 +92,7 @@ def pick_checkpoint(prefix: str, empty_hint: str) -> CheckpointChoice:
         run_id = st.selectbox(
             "Run", list(runs), key=f"{prefix}run", format_func=lambda r: describe(runs[r])
         )
-        path = runs[run_id].path
-        return CheckpointChoice(f"{path.stem}@{path.stat().st_mtime}", path=path)
+        return choice_for(runs[run_id])
     upload = st.file_uploader("Checkpoint file", type=["safetensors"], key=f"{prefix}upload")
     if upload is None:
         st.info(

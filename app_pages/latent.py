@@ -43,7 +43,7 @@ except USER_ERRORS as err:
     st.stop()
 
 scores = analysis.scores
-tiles = ui_state.score_tiles(scores)
+tiles = ui_state.score_tiles(scores, split="training samples")
 for column, (label, value) in zip(st.columns(len(tiles)), tiles, strict=True):
     column.metric(label, value)
 st.caption(

@@ -6,17 +6,20 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 import torch
+from torch import nn
 
-from app_pages.checkpoint_picker import describe, pick_image_run
+from app_pages.checkpoint_picker import choice_for, describe, load_with_data, pick_image_run
 from app_pages.image_picker import pick_image
 from moa_core.analysis.gates import (
     all_gates,
     class_gate_values,
-    most_skewed_gate,
+    compare_gate_runs,
     routing_gates,
+    same_gate_layout,
 )
 from moa_core.analysis.routing import gate_vectors, routing_views
-from moa_core.checkpoint import list_runs, load_checkpoint
+from moa_core.checkpoint import CheckpointError, list_runs
+from moa_core.data import DatasetError
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.metrics import dead_gate_fraction
 from moa_core.viz.routing import (
@@ -28,6 +31,13 @@ from moa_core.viz.routing import (
 
 PREFIX = "route_"
 RESPONSE_SAMPLES = 150  # inputs shown in the regularized-vs-not response plot (Fig. 5.1)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Running the model over the dataset…")
+def gates_over_data(run_id: str, _model: nn.Module, _x: torch.Tensor) -> list[np.ndarray]:
+    """Every gate over the run's data, once per run id (the widgets rerun the page)."""
+    return routing_gates(_model, _x)
+
 
 st.title("Routing")
 with st.expander(lesson_title("routing")):
@@ -68,7 +78,7 @@ if chosen:
 
 st.subheader("Gates over the dataset")
 gates = all_gates(vectors)
-values = routing_gates(model, all_x)
+values = gates_over_data(choice.run_id, model, all_x)
 labels = data.y.numpy()
 names = dict(zip(np.unique(labels).tolist(), data.class_names, strict=True))
 dead = dead_gate_fraction(values)
@@ -116,39 +126,41 @@ with by_run:
         for run in list_runs()
         if run.model_type == checkpoint.config.model_type
         and run.meta.get("dataset") == checkpoint.meta.get("dataset")
-        and f"{run.path.stem}@{run.path.stat().st_mtime}" != choice.run_id
+        and choice_for(run).run_id != choice.run_id
     }
     if not others:
         st.info(
             f"Save a second {checkpoint.config.model_type} run on `{data.name}` with the other "
             "gate regularization (Train page, **Compare** trains both) to compare them here."
         )
-    else:
-        other_id = st.selectbox(
-            "Compare with run",
-            list(others),
-            format_func=lambda r: describe(others[r]),
-            key=f"{PREFIX}other",
-        )
-        other = load_checkpoint(others[other_id].path, device)
-        other_values = routing_gates(other.model, all_x)
-        runs = {
-            f"this run (gate_reg={getattr(checkpoint.config, 'gate_reg', '?')})": values,
-            f"{other_id} (gate_reg={getattr(other.config, 'gate_reg', '?')})": other_values,
-        }
-        worse = max(runs.values(), key=lambda v: dead_gate_fraction(v) or 0.0)
-        gate = most_skewed_gate(worse, gates)
-        sample = np.random.default_rng(0).permutation(len(data))[:RESPONSE_SAMPLES]
-        st.plotly_chart(
-            gate_response_figure(
-                {
-                    f"{label}: {dead_gate_fraction(v):.0%} of gates dead": gate.values(v)[sample]
-                    for label, v in runs.items()
-                },
-                gate.label,
-            )
-        )
-        st.caption(
-            f"{gate.label}, the gate that stays lowest in the run with more dead gates, on "
-            f"the same {len(sample)} images of `{data.name}` (paper 003, Fig. 5.1)."
-        )
+        st.stop()
+    other_id = st.selectbox(
+        "Compare with run",
+        list(others),
+        format_func=lambda r: describe(others[r]),
+        key=f"{PREFIX}other",
+    )
+    other_choice = choice_for(others[other_id])
+    try:
+        other, _ = load_with_data(other_choice.run_id, other_choice)
+    except (CheckpointError, DatasetError) as err:
+        st.error(str(err))
+        st.stop()
+    other_values = gates_over_data(other_choice.run_id, other.model, all_x)
+    if not same_gate_layout(values, other_values):
+        st.warning(f"{other_id} routes through other gates (paths or layers differ): pick another.")
+        st.stop()
+    runs = {
+        f"this run (gate_reg={getattr(checkpoint.config, 'gate_reg', '?')})": values,
+        f"{other_id} (gate_reg={getattr(other.config, 'gate_reg', '?')})": other_values,
+    }
+    comparison = compare_gate_runs(runs, gates, RESPONSE_SAMPLES)
+    labelled = {
+        f"{label}: {comparison.dead[label]:.0%} of gates dead": response
+        for label, response in comparison.responses.items()
+    }
+    st.plotly_chart(gate_response_figure(labelled, comparison.gate.label))
+    st.caption(
+        f"{comparison.gate.label}, the gate that stays lowest in the run with more dead gates, "
+        f"on the same {RESPONSE_SAMPLES} images of `{data.name}` (paper 003, Fig. 5.1)."
+    )

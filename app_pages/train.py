@@ -80,8 +80,9 @@ def settings_panel(locked: bool) -> str | None:
             30,
             default.num_clusters,
             key=f"{PREFIX}num_clusters",
-            disabled=locked,
-            help="0: one expert per class of the chosen data (2 for classes 3,5).",
+            disabled=locked or not ui_state.has_clusters(model_type),
+            help="0: one expert per class of the chosen data (2 for classes 3,5). "
+            "Classifiers have one output per class instead.",
         )
         c2.number_input("Epochs", 1, 500, default.epochs, key=f"{PREFIX}epochs", disabled=locked)
         c3.number_input(

@@ -4,7 +4,9 @@ Any size, any colour mode: the image is flattened onto white where it is transpa
 converted to the model's channels, padded to a square with its own border colour (so a digit
 keeps its shape), resized, and inverted when its background is light but the model's data
 has a dark one (MNIST-style digits are light strokes on black). Anything that is not an image
-is one `ImageInputError` line; the bytes are checked by Pillow, never executed.
+is one `ImageInputError` line; the bytes are checked by Pillow, never executed. 16-bit and
+float images are rescaled and EXIF orientation is applied first; grayscale inputs get their
+contrast stretched to the full range, like the digit sets.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, stated here rather than inherited
@@ -33,11 +35,29 @@ def read_image(name: str, data: bytes) -> Image.Image:
         if image.width * image.height > MAX_PIXELS:
             raise ImageInputError(f"{name}: {image.width}×{image.height} pixels is too large")
         image.load()
+    except Image.DecompressionBombError:
+        raise ImageInputError(f"{name}: too many pixels for a photo or a scan") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, ImageInputError):
             raise
         raise ImageInputError(f"{name} is not an image Pillow can read (try PNG or JPEG)") from None
-    return image
+    return ImageOps.exif_transpose(image)  # a phone photo stands the way it was taken
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and float images rescaled to 0–255 (Pillow's converters would clip them):
+    16-bit by its range, floats in [0, 1] by 255, anything else by its own min and max."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    pixels = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        low, high = 0.0, 65535.0
+    elif image.mode == "F" and pixels.min() >= 0 and pixels.max() <= 1:
+        low, high = 0.0, 1.0
+    else:
+        low, high = float(pixels.min()), float(pixels.max())
+    scaled = (pixels - low) / max(high - low, 1e-12) * 255.0
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
 
 
 def _on_white(image: Image.Image) -> Image.Image:
@@ -60,9 +80,10 @@ def to_model_input(
     """`image` as a float32 [channels, size, size] array in [0, 1] (see the module docstring)."""
     if channels not in (1, 3):
         raise ImageInputError(f"models with {channels} channels take no images from files")
-    rgb = _on_white(image)
-    mode = "L" if channels == 1 else "RGB"
-    pixels = np.asarray(rgb.convert(mode), dtype=np.float32).reshape(rgb.height, rgb.width, -1)
+    rgb = _on_white(_eight_bit(image))
+    # Grayscale digits span black to white; a grey photo of paper is stretched to match.
+    converted = ImageOps.autocontrast(rgb.convert("L")) if channels == 1 else rgb
+    pixels = np.asarray(converted, dtype=np.float32).reshape(rgb.height, rgb.width, -1)
     background = np.median(_border(pixels), axis=0)
     side = max(rgb.width, rgb.height)
     square = np.empty((side, side, pixels.shape[2]), np.float32)
@@ -80,6 +101,15 @@ def to_model_input(
     if dark_background and float(background.mean()) / 255.0 > 0.5:
         out = 1.0 - out
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def has_dark_background(images: np.ndarray) -> bool:
+    """Whether a grayscale image set [N, 1, H, W] in [0, 1] has light strokes on a dark
+    border (MNIST, USPS, digits); colour sets never get their uploads inverted."""
+    if images.shape[1] != 1:
+        return False
+    edges = (images[:, 0, 0], images[:, 0, -1], images[:, 0, :, 0], images[:, 0, :, -1])
+    return float(np.concatenate(edges, axis=1).mean()) < 0.25
 
 
 def drawing_to_input(rgba: np.ndarray, channels: int, size: int) -> np.ndarray | None:

@@ -42,6 +42,11 @@ def point_model_types() -> list[str]:
     return [t for t in model_types() if "points" in accepted_kinds(t)]
 
 
+def has_clusters(model_type: str) -> bool:
+    """Whether the family has a number of experts/clusters M (the classifiers have classes)."""
+    return "num_clusters" in {f.name for f in dataclasses.fields(config_class(model_type))}
+
+
 def compare_pair() -> tuple[str, str] | None:
     """The two model types compare mode trains, or None when one is not registered."""
     return COMPARE_PAIR if set(COMPARE_PAIR) <= set(image_model_types()) else None
@@ -137,8 +142,7 @@ class TrainSettings(PageSettings):
 
     def uses_clusters(self) -> bool:
         """A number of experts was chosen and the model has one (classifiers do not)."""
-        fields = {f.name for f in dataclasses.fields(config_class(self.model_type))}
-        return bool(self.num_clusters) and "num_clusters" in fields
+        return bool(self.num_clusters) and has_clusters(self.model_type)
 
     def job_specs(self) -> list[JobSpec]:
         """One spec, or in compare mode two on the same data and seed: the compare pair when
@@ -195,12 +199,13 @@ def final_metrics(job: Job) -> dict[str, Any] | None:
     return run.result.metrics
 
 
-def score_tiles(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, value) for the headline scores both pages show side by side."""
+def score_tiles(metrics: dict[str, Any], split: str = "held-out") -> list[tuple[str, str]]:
+    """(label, value) for the headline scores both pages show side by side; a classifier's
+    accuracy is labelled with the `split` it was measured on."""
     if "accuracy" in metrics:
         dead = metrics["dead_gate_fraction"]
         return [
-            ("Accuracy", f"{metrics['accuracy']:.3f}"),
+            (f"Accuracy ({split})", f"{metrics['accuracy']:.3f}"),
             ("Dead gates", "no gates" if dead is None else f"{dead:.0%}"),
             ("Classes predicted", str(metrics["classes_predicted"])),
         ]

@@ -32,7 +32,7 @@ from moa_core.image_input import (
 )
 from moa_core.metrics import dead_gate_fraction
 from moa_core.models import ConfigError, build_model, config_class
-from moa_core.models.multipath import gate_regularization, matched_widths, parameter_count
+from moa_core.models.multipath import gate_regularization, parameter_count
 from moa_core.train.run import train_model
 from moa_core.viz.routing import (
     class_gate_histograms,
@@ -147,9 +147,15 @@ def test_single_path_baseline_has_the_parameter_count_of_the_two_path_network() 
     for model_type in ("singlepath", "multipath_cp"):
         config = config_class(model_type)(match="multipath_cc")
         target = parameter_count(config_class("multipath_cc")())
-        built = parameter_count(matched_widths(config))
+        built = parameter_count(config)
         assert abs(built - target) / target < 0.01, (model_type, built, target)
-    assert build_model(config_class("singlepath")()).widths[0][0] > 16  # it was widened
+        assert config.match == ""  # resolved: the saved config holds the widths built
+    widened = config_class("singlepath")()
+    assert widened.conv_channels[0] > 16 and widened.dense_units > 64
+    assert config_class("singlepath").from_dict(widened.to_dict()) == widened
+    many = config_class("singlepath")(paths=8, match="multipath_cp")  # far beyond 4× widths
+    target = parameter_count(config_class("multipath_cp")(paths=8))
+    assert abs(parameter_count(many) - target) / target < 0.01
 
 
 def test_gate_regularization_is_the_em_loss_of_the_normalized_scores() -> None:
@@ -335,3 +341,40 @@ def test_cli_reports_test_accuracy_and_dead_gates(tmp_path, capsys) -> None:
     assert main(["eval", str(out), "--split", "test"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["accuracy"] == pytest.approx(line["accuracy"], abs=1e-4)
+
+
+def test_train_and_test_number_their_classes_alike_even_when_a_sample_misses_some() -> None:
+    train, test = labelled_splits("digits", limit=12, seed=0)
+    assert len(set(train.y.tolist())) < 10  # 12 samples miss some digits
+    for side in (train, test):
+        assert torch.equal(side.class_indices(), side.y)  # digit d is class d on both sides
+    pair_train, pair_test = labelled_splits("digits:3,5")
+    assert (
+        set(pair_train.class_indices().tolist())
+        == {0, 1}
+        == set(pair_test.class_indices().tolist())
+    )
+
+
+def test_a_classifier_gets_one_output_per_class_of_the_spec() -> None:
+    from moa_core.train.run import prepare
+
+    model, config, *_ = prepare("multipath_cc", "digits:3,5", {**TINY_ROUTING, "max_samples": 40})
+    assert config.num_classes == 2
+    with pytest.raises(ConfigError, match="at least 2 classes"):
+        prepare("multipath_cc", "digits:3", TINY_ROUTING)
+    with pytest.raises(ConfigError, match="paths must be ≥ 2"):
+        config_class("multipath_cp").from_dict({"paths": 1})
+
+
+def test_sixteen_bit_and_oversized_images_are_handled() -> None:
+    deep = np.full((30, 30), 50_000, np.uint16)
+    deep[5:25, 12:18] = 8_000  # dark stroke on light 16-bit paper
+    image = Image.fromarray(deep)  # mode I;16
+    x = to_model_input(read_image("scan.png", png_bytes(image)), 1, 16, dark_background=True)
+    assert x[0, 0, 0] < 0.1 and x[0, 8, 8] > 0.5  # contrast kept, then inverted
+    header_only = png_bytes(Image.new("L", (1, 1)))
+    # A PNG whose header claims 20000×20000 pixels: Pillow's bomb guard, as one line.
+    bomb = header_only[:16] + (20000).to_bytes(4, "big") * 2 + header_only[24:]
+    with pytest.raises(ImageInputError, match="bomb.png"):
+        read_image("bomb.png", bomb)

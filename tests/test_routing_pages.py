@@ -85,7 +85,7 @@ def test_routing_classifiers_train_with_accuracy_and_compare_with_their_ablation
     assert compare_label("moa") == "moa vs moa_plus"
     metrics = {"accuracy": 0.9712, "dead_gate_fraction": 0.25, "classes_predicted": 10}
     assert score_tiles(metrics) == [
-        ("Accuracy", "0.971"),
+        ("Accuracy (held-out)", "0.971"),
         ("Dead gates", "25%"),
         ("Classes predicted", "10"),
     ]

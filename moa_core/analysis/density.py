@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from moa_core.analysis.eval_mode import eval_mode
+
 GRID_RESOLUTION = 60
 GRID_MARGIN = 0.15  # fraction of the data's extent added on every side
 TABLE_BATCH = 128  # paper 004, Table 1: "for a given batch of 128 samples"
@@ -36,14 +38,10 @@ def density_kind(model: nn.Module) -> str:
 @torch.no_grad()
 def cluster_densities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """[N, K] densities h_j(x), or posteriors for models without densities, in eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if hasattr(model, "cluster_density"):
             return model.cluster_density(x).float()
         return model(x).gate_probs.float()
-    finally:
-        model.train(was_training)
 
 
 def density_grid(model: nn.Module, points: torch.Tensor, resolution: int = GRID_RESOLUTION):

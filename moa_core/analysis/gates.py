@@ -12,6 +12,7 @@ from torch import nn
 
 from moa_core.analysis.outputs import collect_outputs
 from moa_core.analysis.routing import GateVector
+from moa_core.metrics import dead_gate_fraction
 
 
 @dataclass(frozen=True)
@@ -58,3 +59,32 @@ def most_skewed_gate(gates: Sequence[np.ndarray], candidates: Sequence[Gate]) ->
     """The gate whose largest value over the samples is smallest: the one that stays "mostly
     deactivated" without regularization (paper 003, Fig. 5.1)."""
     return min(candidates, key=lambda gate: float(gate.values(gates).max()))
+
+
+def same_gate_layout(first: Sequence[np.ndarray], second: Sequence[np.ndarray]) -> bool:
+    """Whether two runs have the same routing layers and gate vectors (paths, m, n)."""
+    return [g.shape[1:] for g in first] == [g.shape[1:] for g in second]
+
+
+@dataclass
+class GateComparison:
+    """One gate over the same inputs in several runs (paper 003, Fig. 5.1)."""
+
+    gate: Gate
+    responses: dict[str, np.ndarray]  # run label → the gate's value per sampled input
+    dead: dict[str, float | None]  # run label → its share of dead gates over all inputs
+
+
+def compare_gate_runs(
+    runs: dict[str, Sequence[np.ndarray]], candidates: Sequence[Gate], samples: int, seed: int = 0
+) -> GateComparison:
+    """The gate that stays lowest in the run with the most dead gates, and its value in every
+    run over one seeded sample of the inputs; runs must share a `same_gate_layout`."""
+    dead = {label: dead_gate_fraction(gates) for label, gates in runs.items()}
+    worse = max(runs, key=lambda label: dead[label] or 0.0)
+    gate = most_skewed_gate(runs[worse], candidates)
+    total = len(gate.values(runs[worse]))
+    chosen = np.sort(np.random.default_rng(seed).permutation(total)[:samples])
+    return GateComparison(
+        gate, {label: gate.values(gates)[chosen] for label, gates in runs.items()}, dead
+    )

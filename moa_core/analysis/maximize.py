@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moa_core.analysis.eval_mode import eval_mode
 from moa_core.blocks.augment import AugmentSettings, augment_batch
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
@@ -218,15 +219,11 @@ def maximize_units(
 ) -> UnitReport:
     """Rank `x` (on the model's device) by each unit of `score_fn` (default: the model's gate
     units) and synthesize an input for each, with the model in eval mode throughout."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         score_fn = score_fn or gate_scores(model)
         scores = dataset_scores(score_fn, x)
         units = list(range(scores.shape[1])) if units is None else list(units)
         extremes = rank_dataset(scores[:, units], k)
         shape = tuple(int(d) for d in x.shape[1:])
         synthesis = synthesize(score_fn, units, shape, settings, x.device, progress)
-    finally:
-        model.train(was_training)
     return UnitReport(units, extremes, synthesis)

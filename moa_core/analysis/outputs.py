@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from moa_core.analysis.eval_mode import eval_mode
 from moa_core.analysis.routing import routing_layers
 
 
@@ -34,17 +35,15 @@ class ModelOutputs:
 @torch.no_grad()
 def collect_outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> ModelOutputs:
     """Eval-mode forward over `x` (already on the model's device), batch by batch."""
-    was_training = model.training
-    model.eval()
     gates, latents, logits, routing = [], [], [], []
-    for start in range(0, len(x), batch_size):
-        out = model(x[start : start + batch_size])
-        gates.append(out.gate_probs.float().cpu())
-        latents.append(out.latents.float().cpu())
-        if out.class_logits is not None:
-            logits.append(out.class_logits.float().cpu())
-        routing.append([layer.gates.float().cpu() for layer in routing_layers(out)])
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            out = model(x[start : start + batch_size])
+            gates.append(out.gate_probs.float().cpu())
+            latents.append(out.latents.float().cpu())
+            if out.class_logits is not None:
+                logits.append(out.class_logits.float().cpu())
+            routing.append([layer.gates.float().cpu() for layer in routing_layers(out)])
     return ModelOutputs(
         torch.cat(gates).numpy(),
         torch.cat(latents).numpy(),

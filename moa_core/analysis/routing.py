@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from moa_core.analysis.eval_mode import eval_mode
 from moa_core.analysis.maximize import ScoreFn
 from moa_core.blocks.routing import Routing
 from moa_core.models.base import MixtureOutput
@@ -46,12 +47,8 @@ def _relative(strength: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def routing_views(model: nn.Module, images: torch.Tensor) -> list[list[LayerView]]:
     """Per image of `images` [B, C, H, W] (on the model's device), its routing layers."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         layers = routing_layers(model(images))
-    finally:
-        model.train(was_training)
     per_layer = [
         (
             layer.name,
@@ -89,12 +86,8 @@ class GateVector:
 @torch.no_grad()
 def gate_vectors(model: nn.Module, example: torch.Tensor) -> list[GateVector]:
     """Every gate vector of `model`, found by one eval-mode forward pass on `example`."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         layers = routing_layers(model(example[:2]))
-    finally:
-        model.train(was_training)
     return [
         GateVector(index, source, layer.name, layer.gates.shape[2])
         for index, layer in enumerate(layers)

@@ -30,6 +30,9 @@ class Dataset:
     y: torch.Tensor
     kind: str
     class_names: list[str]
+    # Every label the spec can hold (its class list, or all of the source's labels), so the
+    # train and test sides number their classes alike even when a sample misses one.
+    label_values: tuple[int, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -43,8 +46,9 @@ class Dataset:
         return (int(c), int(h), int(w))
 
     def class_indices(self) -> torch.Tensor:
-        """Labels as 0 … num_classes − 1 in label order, the targets a classifier learns."""
-        return torch.searchsorted(torch.unique(self.y), self.y)
+        """Labels as positions in `label_values` (0 … K − 1), the targets a classifier learns."""
+        values = torch.as_tensor(self.label_values or torch.unique(self.y).tolist())
+        return torch.searchsorted(values.to(self.y.device), self.y)
 
     def to(self, device: str | torch.device) -> Dataset:
         return replace(self, x=self.x.to(device), y=self.y.to(device))

@@ -81,6 +81,7 @@ def load_dataset(
         y=torch.from_numpy(labels),
         kind=raw.kind,
         class_names=[raw.class_names[c] for c in np.unique(labels)],
+        label_values=tuple(classes) if classes is not None else tuple(range(len(raw.class_names))),
     ).to(device)
 
 

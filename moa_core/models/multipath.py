@@ -10,13 +10,19 @@ class scores are averaged at the end (paper 003, Sec. 3.4.1). Routing layers joi
 - `multipath_cp`: cross-predictions replace the first convolution of every block and the second
   dense layer (paper 003, Fig. 3.2).
 - `singlepath`: one path whose widths are scaled until its parameter count equals that of the
-  `match` network at `paths` paths, the equal-budget baseline.
+  `match` network at `paths` paths, the equal-budget baseline. Any config with a `match` is
+  resolved when it is made: the saved config holds the widths actually built.
 
-Gate regularization (paper 003, Sec. 5.1): every gate vector's relevance scores A_i are
-normalized over the batch and given the neural-EM loss of paper 004 (Eq. 6), weighted by
-`gate_reg` (0.01 in the paper) and added to the cross-entropy. The gates themselves stay
-softmax(A_i) (paper 003, Eq. 3.5). The paper also mentions learned cluster priors for uneven
-gate clusters; they are not implemented (uniform priors, as in paper 004).
+Gate regularization (paper 003, Sec. 5.1): the paper treats a gate's path allocation as a soft
+clustering of its inputs and adds the neural-EM loss of paper 004 (Eq. 6) to every gating
+network, weighted by `gate_reg` (0.01 in the paper). Here that gating network is the neural
+mixture of paper 004: its scores are normalized over the batch (paper 004, Eq. 2; running
+statistics for inference) and the gate is their softmax, the mixture's posterior. This reading
+is ours: the EM loss of normalized scores cannot move the raw scores' offsets, so on plain
+softmax(A_i) gates it could not un-skew a gate. `gate_norm` separates the two parts
+(benchmarks/dead_gates.py measures both); `gate_reg=0` gives the paper's plain gates
+(Eq. 3.5). Cluster priors are uniform, as in paper 004; the learned priors paper 003 mentions
+for uneven gate clusters are not implemented.
 """
 
 from __future__ import annotations
@@ -70,8 +76,10 @@ class MultipathConfig(ModelConfig):
         name = self.model_type
         if self.match and self.match not in ROUTED_CONFIGS:
             raise ConfigError(f"{name}: match must be multipath_cc, multipath_cp or empty")
-        if self.num_classes < 2 or self.paths < 1:
-            raise ConfigError(f"{name}: num_classes must be ≥ 2 and paths ≥ 1")
+        if self.num_classes < 2:
+            raise ConfigError(f"{name}: needs at least 2 classes, got {self.num_classes}")
+        if self.paths < 2:
+            raise ConfigError(f"{name}: paths must be ≥ 2 (routing needs paths to route between)")
         if self.dense_units < 1 or self.gate_hidden < 1 or self.in_channels < 1:
             raise ConfigError(f"{name}: dense_units, gate_hidden and in_channels must be ≥ 1")
         if self.gate_reg < 0:
@@ -84,6 +92,10 @@ class MultipathConfig(ModelConfig):
                 f"{name}: {blocks} pooled blocks need images of at least {2**blocks} pixels and "
                 f"at least one block; got {self.image_size}"
             )
+        if self.match:  # resolve now, so a saved config holds the widths actually built
+            resolved = matched_widths(self)
+            self.conv_channels, self.dense_units = resolved.conv_channels, resolved.dense_units
+            self.match = ""
 
     @property
     def normalized_gates(self) -> bool:
@@ -186,7 +198,13 @@ def matched_widths(config: MultipathConfig) -> MultipathConfig:
             dense_units=max(1, round(config.dense_units * factor)),
         )
 
-    low, high = 0.25, 4.0
+    low, high = 1 / 16, 1.0
+    while parameter_count(scaled(high)) < target:
+        high *= 2
+        if high > 64:
+            raise ConfigError(
+                f"{config.model_type}: cannot reach {config.match}'s {target} parameters"
+            )
     for _ in range(20):
         middle = (low + high) / 2
         low, high = (middle, high) if parameter_count(scaled(middle)) < target else (low, middle)
@@ -200,16 +218,12 @@ class MultipathNet(nn.Module):
     def __init__(self, config: MultipathConfig) -> None:
         super().__init__()
         self.config = config
-        built = matched_widths(config)
-        self.widths = (built.conv_channels, built.dense_units)
         self.paths = 1 if config.routing == "none" else config.paths
-        self.body = nn.ModuleList(body_stages(built, self.paths))
-        self.head = ParallelDense(self.paths, built.dense_units, config.num_classes, last=True)
+        self.body = nn.ModuleList(body_stages(config, self.paths))
+        self.head = ParallelDense(self.paths, config.dense_units, config.num_classes, last=True)
 
     def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None) -> MixtureOutput:
-        paths = x.unsqueeze(1)
-        if self.config.routing == "none":
-            paths = paths.expand(-1, self.paths, *x.shape[1:])
+        paths = x.unsqueeze(1)  # one tensor; the first routing layer (or path) takes it from here
         routings: list[Routing] = []
         for stage in self.body:
             if isinstance(stage, RoutingLayer):
@@ -253,14 +267,14 @@ def gate_regularization(routings: list[Routing]) -> torch.Tensor:
     Sec. 5.1 with paper 004, Eq. 6); 0 for a batch of one or a network without gates."""
     total = torch.zeros(())
     for routing in routings:
-        scores = routing.scores  # [B, m, n]
-        total = total.to(scores.device)
-        if scores.shape[0] < 2:
+        scores = routing.scores  # [B, m, n]; already normalized when the gates are
+        batch, inputs = scores.shape[:2]
+        if batch < 2:
             continue
         a_star = (scores - scores.mean(0)) / (scores.var(0, unbiased=False) + 1e-5).sqrt()
-        gamma = gamma_for_batch(scores.shape[0])
-        for i in range(scores.shape[1]):
-            total = total + em_loss(a_star[:, i], gamma, a_star[:, i].softmax(-1))
+        rows = a_star.flatten(0, 1)  # every (sample, input) pair is one EM row
+        loss = em_loss(rows, gamma_for_batch(batch), rows.softmax(-1))
+        total = total.to(scores.device) + inputs * loss  # the batch mean, summed over inputs
     return total
 
 

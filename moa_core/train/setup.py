@@ -94,6 +94,8 @@ def model_config_for(model_type: str, dataset: Dataset, overrides: dict[str, Any
         base["input_kind"] = dataset.kind
     if "num_clusters" in fields:
         base["num_clusters"] = dataset.num_classes
+    if "num_classes" in fields:  # a classifier scores every label the spec can hold
+        base["num_classes"] = len(dataset.label_values) or dataset.num_classes
     config = cls.from_dict({**base, **overrides})
     check_dataset_fits(config, dataset)
     return config
