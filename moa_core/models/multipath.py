@@ -250,15 +250,16 @@ class MultipathNet(nn.Module):
         )
 
     def parallel_layers(self) -> dict[str, torch.Tensor]:
-        """Each parallel forward layer's weights, `[paths, weights]` (paper 003, Fig. 3.10)."""
-        layers = [m for m in (*self.body, self.head) if isinstance(m, ParallelConv | ParallelDense)]
-        names = {ParallelConv: "conv", ParallelDense: "dense"}
-        counts: dict[str, int] = {}
+        """Each parallel forward layer's weights, `[paths, weights]`, by its place in the
+        network, e.g. "layer 4 (conv, 9216 weights per path)" (paper 003, Fig. 3.10)."""
         result = {}
-        for layer in layers:
-            kind = names[type(layer)]
-            counts[kind] = counts.get(kind, 0) + 1
-            result[f"{kind} {counts[kind]}"] = layer.path_weights()
+        no_depth = PathFlatten | ParallelPool | CrossConnection  # cross-connections add no depth
+        stages = [s for s in (*self.body, self.head) if not isinstance(s, no_depth)]
+        for depth, stage in enumerate(stages, start=1):
+            if isinstance(stage, ParallelConv | ParallelDense):
+                kind = "conv" if isinstance(stage, ParallelConv) else "dense"
+                width = stage.path_weights().shape[1]
+                result[f"layer {depth} ({kind}, {width} weights per path)"] = stage.path_weights()
         return result
 
 
