@@ -11,6 +11,7 @@ from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.train.setup import LR_SCHEDULES
 from moa_core.viz.images import reconstruction_grid
+from moa_core.viz.routing import routing_diagram
 from moa_core.viz.training import loss_figure, metrics_figure, usage_figure
 
 POLL_SECONDS = 1.0
@@ -133,6 +134,13 @@ def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:
     elif "usage" in history[-1]:  # classifiers have no experts to count
         usage = usage_figure({job.spec.label: history[-1]["usage"]})
         usage_slot.plotly_chart(usage, key=f"usage_{job.id}")
+    if snapshot and "routing" in snapshot:
+        image = snapshot["inputs"][0].transpose(1, 2, 0).clip(0, 1)
+        grid_slot.caption(
+            "Routing of this input, redrawn after every epoch (see the Routing page)."
+        )
+        grid_slot.image(image, width=64)
+        grid_slot.plotly_chart(routing_diagram(snapshot["routing"]), key=f"routing_{job.id}")
     if snapshot and "reconstructions" in snapshot:
         rows, experts, _, height, width = snapshot["reconstructions"].shape
         fit = min(GRID_WIDTH // ((experts + 1) * width), GRID_HEIGHT // (rows * height))

@@ -224,6 +224,26 @@ def test_training_from_the_page_ends_with_metrics(
     assert any(str(saved[0].path) in text for text in messages(at.success))
 
 
+def test_a_routing_network_trains_on_the_page_with_accuracy_and_a_live_diagram(
+    new_jobs,
+) -> None:
+    at = open_train_page()
+    at.selectbox(key="train_model_type").set_value("multipath_cc").run()
+    assert at.number_input(key="train_num_clusters").disabled  # a classifier has no M
+    for name, value in {"epochs": 2, "max_samples": 120, "batch_size": 60}.items():
+        at.number_input(key=f"train_{name}").set_value(value)
+    button(at, "Start").click().run()
+    (job,) = new_jobs()
+    assert job.wait(JOB_TIMEOUT), "training did not finish"
+    at.run()
+    assert not at.exception and not at.error, messages(at.error)
+    labels = {m.label for m in at.metric}
+    assert labels == {"Accuracy (held-out)", "Dead gates", "Classes predicted"}
+    # Loss, held-out accuracy, and the routing diagram of the first input.
+    assert len(at.get("plotly_chart")) == 3
+    assert "routing" in job.state.view()["snapshot"]
+
+
 def test_compare_mode_trains_both_models_side_by_side(new_jobs) -> None:
     at = tiny_settings(open_train_page())
     at.text_input(key="train_classes").set_value("3,5")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from moa_core.analysis.density import plane_snapshot
+from moa_core.analysis.routing import routing_views
 from moa_core.data import Dataset
 from moa_core.models.base import train_phases
 from moa_core.train.control import TrainingControl
@@ -164,7 +165,8 @@ class Trainer:
     @torch.no_grad()
     def snapshot(self) -> dict:
         """A few inputs with each expert's reconstruction and gate, for the live grid; for 2-D
-        points also the cluster densities over the plane, for the live contour plot."""
+        points also the cluster densities over the plane, for the live contour plot; for
+        routing networks the first input's routing."""
         self.model.eval()
         x = self.data.x[:SNAPSHOT_SAMPLES]
         out = self.model(x)
@@ -172,6 +174,8 @@ class Trainer:
         snap = {"inputs": x.float().cpu().numpy(), "gate_probs": out.gate_probs.cpu().numpy()}
         if out.reconstructions is not None:
             snap["reconstructions"] = out.reconstructions.float().cpu().numpy()
+        if out.routing:  # the first input's routing diagram, redrawn live
+            snap["routing"] = routing_views(self.model, x[:1])[0]
         if self.data.kind == "points" and self.data.x.shape[1] == 2:
             snap["plane"] = plane_snapshot(self.model, self.data.x, self.config.seed)
         return snap

@@ -69,7 +69,11 @@ def routing_diagram(layers: Sequence[LayerView], title: str = "") -> go.Figure:
         _boxes(fig, x_in, y_in, layer.input_strength, "input X", layer.name)
         _boxes(fig, x_out, y_out, layer.output_strength, "output Y", layer.name)
         fig.add_annotation(
-            x=x_in + 0.5, y=max(y_in.max(), y_out.max()) + 0.8, text=layer.name, showarrow=False
+            x=x_in + 0.5,
+            y=max(y_in.max(), y_out.max()) + 0.9,
+            text=layer.name.replace(": ", ":<br>"),  # "CC 1:<br>block 1" fits a narrow column
+            showarrow=False,
+            font={"size": 11},
         )
     fig.update_layout(
         title=title,

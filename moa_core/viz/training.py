@@ -87,7 +87,8 @@ def metrics_figure(
     histories: Mapping[str, Sequence[Mapping]],
     metrics: Sequence[str] = ("nmi", "acc"),
 ) -> go.Figure:
-    """Clustering scores after each epoch, one colour per run and one dash per metric.
+    """Scores after each epoch (clustering or classification), one colour per run and one dash
+    per metric.
 
     `histories[label]` is a list of per-epoch dicts with `epoch` and the metric keys (what
     `JobState.epochs` holds). Scores live in [0, 1], so the axis is fixed and runs compare.
@@ -106,7 +107,7 @@ def metrics_figure(
                 )
             )
     fig.update_layout(
-        title="Clustering quality after each epoch",
+        title="Scores after each epoch",
         xaxis_title="epoch",
         yaxis_title="score",
         yaxis_range=[0, 1.02],
