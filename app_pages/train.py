@@ -42,8 +42,15 @@ def save(job_id: int) -> None:
         st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {err}")
 
 
+def apply_family_settings() -> None:
+    """A newly chosen model starts from its family's lr, epochs and batch size."""
+    family = ui_state.family_settings(st.session_state[f"{PREFIX}model_type"])
+    for key, value in family.items():
+        st.session_state[f"{PREFIX}{key}"] = value
+
+
 def settings_panel(locked: bool) -> str | None:
-    """The widgets; returns the dataset's problem (one line) or None."""
+    """The widgets; returns the first problem of the dataset or the settings (one line)."""
     datasets = ui_state.image_datasets()
     models = ui_state.image_model_types()
     default = ui_state.TrainSettings()  # every widget starts at these values
@@ -65,7 +72,12 @@ def settings_panel(locked: bool) -> str | None:
         )
         index = models.index(default.model_type) if default.model_type in models else 0
         model_type = c3.selectbox(
-            "Model", models, index=index, key=f"{PREFIX}model_type", disabled=locked
+            "Model",
+            models,
+            index=index,
+            key=f"{PREFIX}model_type",
+            disabled=locked,
+            on_change=apply_family_settings,
         )
         partner = ui_state.compare_label(model_type)
         c4.toggle(
@@ -121,10 +133,24 @@ def settings_panel(locked: bool) -> str | None:
             help="cosine: the rate anneals from the base rate to 0 over the run.",
         )
         panel.delay_slider(c3)
+        st.text_input(
+            "More settings",
+            key=f"{PREFIX}more",
+            disabled=locked,
+            placeholder="e.g. paths=3 gate_reg=0 or latent_dim=8, as in `moa train --set`",
+            help="Any other model or training key, key=value separated by spaces.",
+        )
     spec = ui_state.dataset_spec(
         st.session_state[f"{PREFIX}dataset"], st.session_state[f"{PREFIX}classes"]
     )
-    return show_dataset_problem(spec)
+    problem = show_dataset_problem(spec)
+    if problem:
+        return problem
+    settings = ui_state.TrainSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
+    problem = settings.problem()
+    if problem:
+        st.error(problem)
+    return problem
 
 
 def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:

@@ -10,9 +10,14 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 from moa_core.data import DatasetError, dataset_names, load_dataset, point_set_names
-from moa_core.models import config_class, model_types
+from moa_core.models import ConfigError, config_class, model_types
 from moa_core.train.jobs import Job, JobSpec
-from moa_core.train.setup import TrainConfig
+from moa_core.train.setup import (
+    TrainConfig,
+    parse_assignments,
+    split_overrides,
+    train_config_from,
+)
 
 # Compare mode teaches paper 000's contrast: the vanilla mixture collapses, the minimax one
 # stays balanced. The page never names models; it asks for this pair.
@@ -40,6 +45,17 @@ def image_model_types() -> list[str]:
 def point_model_types() -> list[str]:
     """Registered model types that train on 2-D points (the Cluster distributions page)."""
     return [t for t in model_types() if "points" in accepted_kinds(t)]
+
+
+FAMILY_KEYS = ("lr", "epochs", "batch_size")  # the Train page's widgets a family may preset
+
+
+def family_settings(model_type: str) -> dict[str, Any]:
+    """The Train page's lr, epochs and batch size for `model_type`: the page's defaults under
+    the family's own `train_defaults` (e.g. neural EM: batch 128, lr 1e-3)."""
+    page = TrainSettings()
+    defaults = config_class(model_type).train_defaults
+    return {key: defaults.get(key, getattr(page, key)) for key in FAMILY_KEYS}
 
 
 def has_clusters(model_type: str) -> bool:
@@ -123,13 +139,15 @@ class TrainSettings(PageSettings):
     batch_size: int = _TRAIN_DEFAULTS.batch_size
     max_samples: int = 0
     compare: bool = False
+    more: str = ""  # any other model or training keys, as in `moa train --set`
 
     @property
     def spec(self) -> str:
         return dataset_spec(self.dataset, self.classes)
 
     def overrides(self) -> dict[str, Any]:
-        """Training and model keys for `JobSpec.overrides` (see `train.setup.TrainConfig`)."""
+        """Training and model keys for `JobSpec.overrides` (see `train.setup.TrainConfig`);
+        the `more` keys win over the widgets."""
         return {
             "epochs": int(self.epochs),
             "batch_size": int(self.batch_size),
@@ -138,7 +156,18 @@ class TrainSettings(PageSettings):
             "seed": int(self.seed),
             "max_samples": int(self.max_samples),
             **({"num_clusters": int(self.num_clusters)} if self.uses_clusters() else {}),
+            **parse_assignments(self.more.split()),
         }
+
+    def problem(self) -> str | None:
+        """The one-line reason these settings cannot train (a bad `more` key or value)."""
+        try:
+            train_over, model_over = split_overrides(self.overrides())
+            train_config_from(train_over, config_class(self.model_type).train_defaults)
+            config_class(self.model_type).from_dict(model_over)
+        except ConfigError as err:
+            return str(err)
+        return None
 
     def uses_clusters(self) -> bool:
         """A number of experts was chosen and the model has one (classifiers do not)."""

@@ -9,7 +9,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from moa_core.train.run import prepare
-from moa_core.ui_state import TrainSettings, compare_label, progress_metrics, score_tiles
+from moa_core.ui_state import (
+    TrainSettings,
+    compare_label,
+    family_settings,
+    progress_metrics,
+    score_tiles,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTING_PAGE = str(ROOT / "app_pages" / "routing.py")
@@ -91,3 +97,27 @@ def test_routing_classifiers_train_with_accuracy_and_compare_with_their_ablation
     ]
     assert progress_metrics([{"epoch": 1, **metrics}]) == ("accuracy", "dead_gate_fraction")
     assert progress_metrics([{"epoch": 1, "nmi": 0.5, "acc": 0.5}]) == ("nmi", "acc")
+
+
+def test_more_settings_reach_the_job_or_name_their_problem() -> None:
+    values = {"train_model_type": "multipath_cc", "train_more": "paths=3 gate_reg=0 epochs=2"}
+    settings = TrainSettings.from_mapping(values, prefix="train_")
+    assert settings.problem() is None
+    (spec,) = settings.job_specs()
+    assert spec.overrides["paths"] == 3 and spec.overrides["gate_reg"] == 0
+    assert spec.overrides["epochs"] == 2  # the typed keys win over the widgets
+    for bad, words in (("pathz=3", "unknown config key"), ("paths", "expected key=value")):
+        settings.more = bad
+        assert words in settings.problem()
+
+
+def test_choosing_a_model_brings_its_familys_training_settings() -> None:
+    assert family_settings("neural_em") == {"lr": 1e-3, "epochs": 10, "batch_size": 128}
+    assert family_settings("multipath_cc") == {"lr": 1e-3, "epochs": 15, "batch_size": 64}
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=60).run()
+    at.selectbox(key="train_model_type").set_value("multipath_cc").run()
+    assert at.number_input(key="train_epochs").value == 15
+    assert at.number_input(key="train_lr").value == pytest.approx(1e-3)
+    at.text_input(key="train_more").set_value("paths=1").run()
+    assert "paths must be ≥ 2" in at.error[0].value
+    assert next(b for b in at.button if b.label == "Start").disabled
