@@ -1,5 +1,5 @@
-"""Paper 001's building blocks: the dynamic convolutional encoder/decoder (Sec. III.C, Eq. 7–9)
-and the PCA latent dimension finder (Sec. III.B)."""
+"""Paper 001: the dynamic convolutional encoder/decoder (Sec. III.C, Eq. 7–9), the PCA latent
+dimension finder (Sec. III.B) and the MoE-VAE with its entropy terms (Eq. 3–6)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from moa_core.analysis.latent_size import (
     find_latent_size,
 )
 from moa_core.blocks.dynamic_conv import DynamicDecoder, DynamicEncoder, block_plan
+from moa_core.models import ConfigError, build_model, config_class
+from moa_core.models.moe_vae import batch_entropy_term, sample_entropy
+from moa_core.train.run import train_model
 
 
 @pytest.mark.parametrize(
@@ -40,12 +43,25 @@ def test_encoder_ends_at_two_by_two_and_decoder_returns_the_image_size(size) -> 
     plan = block_plan(size, base_filters=4)
     encoder, decoder = DynamicEncoder(1, plan), DynamicDecoder(1, plan, size)
     features = encoder(torch.rand(3, 1, size, size))
-    assert features.shape == (3, plan.filters[-1] * 2 * 2) == (3, encoder.out_features)
+    assert features.shape == (3, 1, plan.filters[-1] * 2 * 2) == (3, 1, encoder.out_features)
     images = decoder(features).detach()
-    assert images.shape == (3, 1, size, size)
+    assert images.shape == (3, 1, 1, size, size)
     assert 0 <= float(images.min()) and float(images.max()) <= 1
     norms = [m for m in encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(norms) == 2 * plan.blocks  # two convolutions per block, each normalized
+
+
+def test_a_bank_of_experts_keeps_every_expert_to_its_own_channels() -> None:
+    torch.manual_seed(0)
+    plan = block_plan(16, base_filters=4)
+    decoder = DynamicDecoder(1, plan, 16, experts=3).eval()
+    features = torch.randn(2, 3, plan.filters[-1] * 4)
+    changed = features.clone()
+    changed[:, 0] += 1.0  # only expert 1's features move
+    before, after = decoder(features), decoder(changed)
+    assert not torch.allclose(before[:, 0], after[:, 0])
+    torch.testing.assert_close(before[:, 1:], after[:, 1:])
+    assert DynamicEncoder(1, plan, experts=3)(torch.rand(2, 1, 16, 16)).shape == (2, 3, 64)
 
 
 def test_the_finder_recovers_a_five_dimensional_subspace_of_r100() -> None:
@@ -60,3 +76,44 @@ def test_the_finder_recovers_a_five_dimensional_subspace_of_r100() -> None:
     assert ratios.sum() == pytest.approx(1.0) and np.all(np.diff(ratios) <= 1e-12)
     with pytest.raises(ValueError):
         find_latent_size(codes, 1.5)
+
+
+def test_entropy_terms_match_hand_computed_values() -> None:
+    p = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    # S = −(1/2)[2 · 0.5 log 0.5 + 1 log 1] = (1/2) log 2 (paper 001, Eq. 4)
+    assert float(sample_entropy(p)) == pytest.approx(0.5 * np.log(2))
+    # p̂ = (0.75, 0.25): B = 0.75 log 0.75 + 0.25 log 0.25 (Eq. 5)
+    assert float(batch_entropy_term(p)) == pytest.approx(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
+
+
+def test_experts_with_different_latent_sizes_share_one_bank() -> None:
+    torch.manual_seed(0)
+    config = config_class("moe_vae").from_dict(
+        {"num_clusters": 3, "latent_sizes": [2, 4, 6], "base_filters": 4}
+    )
+    model = build_model(config)
+    x = torch.rand(5, 1, 16, 16)
+    out = model(x)
+    assert out.reconstructions.shape == (5, 3, 1, 16, 16) and out.gate_probs.shape == (5, 3)
+    expected = out.loss_terms["reconstruction"] + 100 * out.loss_terms["sample_entropy"]
+    torch.testing.assert_close(out.loss, expected + out.loss_terms["batch_entropy"])
+    mu, _ = model.encode(x)
+    assert (mu[:, 0, 2:] == 0).all() and (mu[:, 1, 4:] == 0).all()  # padded dims stay zero
+    model.eval()
+    z = torch.randn(1, 3, 6)
+    noisy = z.clone()
+    noisy[:, 0, 2:] += 5.0  # beyond expert 1's two dimensions: no effect
+    torch.testing.assert_close(model.decode(z), model.decode(noisy))
+    with pytest.raises(ConfigError, match="one per expert"):
+        config_class("moe_vae").from_dict({"num_clusters": 3, "latent_sizes": [2, 4]})
+
+
+def test_moe_vae_trains_with_a_fixed_k_on_digits() -> None:
+    run = train_model(
+        "moe_vae",
+        "digits",
+        {"num_clusters": 4, "latent_sizes": [4], "base_filters": 4, "epochs": 2,
+         "max_samples": 300, "device": "cpu"},
+    )  # fmt: skip
+    assert run.result.status == "finished" and run.result.epochs_done == 2
+    assert 1 <= run.result.metrics["clusters_used"] <= 4

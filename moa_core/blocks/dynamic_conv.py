@@ -49,39 +49,52 @@ def block_plan(image_size: int, base_filters: int = 0) -> BlockPlan:
     return BlockPlan(size, general, blocks - general, tuple(base * 2**b for b in range(blocks)))
 
 
-def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
-    """3×3 convolution, batch normalization before the activation (paper 001, Sec. III.C)."""
-    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+def conv_bn_relu(cin: int, cout: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    """3×3 convolution, batch normalization before the activation (paper 001, Sec. III.C);
+    `groups` experts side by side, each on its own channel group."""
+    return [
+        nn.Conv2d(cin * groups, cout * groups, 3, stride, 1, bias=False, groups=groups),
+        nn.BatchNorm2d(cout * groups),
+        nn.ReLU(),
+    ]
 
 
-def encoder_block(cin: int, cout: int, general: bool) -> nn.Sequential:
-    """Two 3×3 convolutions that halve the resolution (see the module docstring)."""
-    if general:
-        return nn.Sequential(*conv_bn_relu(cin, cout), *conv_bn_relu(cout, cout), nn.MaxPool2d(2))
-    return nn.Sequential(*conv_bn_relu(cin, cout), *conv_bn_relu(cout, cout, stride=2))
+def encoder_block(
+    cin: int, cout: int, general: bool, experts: int, shared_input: bool
+) -> nn.Sequential:
+    """Two 3×3 convolutions that halve the resolution (see the module docstring). The first
+    block of a bank reads the one shared image: its first convolution is dense."""
+    first = (
+        conv_bn_relu(cin, cout * experts) if shared_input else conv_bn_relu(cin, cout, 1, experts)
+    )
+    second = conv_bn_relu(cout, cout, 1 if general else 2, experts)
+    return nn.Sequential(*first, *second, *([nn.MaxPool2d(2)] if general else []))
 
 
-def decoder_block(cin: int, cout: int) -> nn.Sequential:
+def decoder_block(cin: int, cout: int, experts: int) -> nn.Sequential:
     """The mirror of an encoder block: upsample ×2, then two 3×3 convolutions."""
     return nn.Sequential(
         nn.Upsample(scale_factor=2, mode="nearest"),
-        *conv_bn_relu(cin, cout),
-        *conv_bn_relu(cout, cout),
+        *conv_bn_relu(cin, cout, 1, experts),
+        *conv_bn_relu(cout, cout, 1, experts),
     )
 
 
 class DynamicEncoder(nn.Module):
-    """Images [B, C, D, D] → features [B, F·2·2] (padded to the plan's size first)."""
+    """Images [B, C, D, D] → features [B, K, F·2·2] of K experts (padded to the plan's size
+    first); one kernel call per layer runs every expert."""
 
-    def __init__(self, in_channels: int, plan: BlockPlan) -> None:
+    def __init__(self, in_channels: int, plan: BlockPlan, experts: int = 1) -> None:
         super().__init__()
-        self.plan = plan
+        self.plan, self.experts = plan, experts
         widths = (in_channels, *plan.filters)
         kinds = [True] * plan.general + [False] * plan.specific
         self.blocks = nn.Sequential(
             *(
-                encoder_block(a, b, g)
-                for a, b, g in zip(widths[:-1], widths[1:], kinds, strict=True)
+                encoder_block(a, b, general, experts, shared_input=i == 0)
+                for i, (a, b, general) in enumerate(
+                    zip(widths[:-1], widths[1:], kinds, strict=True)
+                )
             )
         )
 
@@ -93,24 +106,33 @@ class DynamicEncoder(nn.Module):
         pad = self.plan.image_size - x.shape[-1]
         if pad:
             x = F.pad(x, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
-        return self.blocks(x).flatten(1)
+        return self.blocks(x).reshape(x.shape[0], self.experts, -1)
 
 
 class DynamicDecoder(nn.Module):
-    """Features [B, F·2·2] → images [B, C, D, D] in [0, 1], cropped back to `image_size`."""
+    """Features [B, K, F·2·2] → images [B, K, C, D, D] in [0, 1], cropped to `image_size`."""
 
-    def __init__(self, out_channels: int, plan: BlockPlan, image_size: int) -> None:
+    def __init__(
+        self, out_channels: int, plan: BlockPlan, image_size: int, experts: int = 1
+    ) -> None:
         super().__init__()
-        self.plan = plan
-        self.image_size = image_size
+        self.plan, self.image_size, self.experts = plan, image_size, experts
+        self.out_channels = out_channels
         widths = plan.filters[::-1]
         self.blocks = nn.Sequential(
-            *(decoder_block(a, b) for a, b in zip(widths, (*widths[1:], widths[-1]), strict=True))
+            *(
+                decoder_block(a, b, experts)
+                for a, b in zip(widths, (*widths[1:], widths[-1]), strict=True)
+            )
         )
-        self.to_image = nn.Conv2d(widths[-1], out_channels, 3, padding=1)
+        self.to_image = nn.Conv2d(
+            widths[-1] * experts, out_channels * experts, 3, padding=1, groups=experts
+        )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        x = features.view(features.shape[0], self.plan.filters[-1], 2, 2)
+        batch = features.shape[0]
+        x = features.reshape(batch, self.experts * self.plan.filters[-1], 2, 2)
         images = torch.sigmoid(self.to_image(self.blocks(x)))
         crop = (self.plan.image_size - self.image_size) // 2
-        return images[..., crop : crop + self.image_size, crop : crop + self.image_size]
+        images = images[..., crop : crop + self.image_size, crop : crop + self.image_size]
+        return images.reshape(batch, self.experts, self.out_channels, *images.shape[-2:])
