@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from moa_core.analysis.cluster_finder import find_clusters, umap_neighbors
 from moa_core.analysis.latent_size import (
     CLUSTERING,
     RECONSTRUCTION,
@@ -14,6 +15,7 @@ from moa_core.analysis.latent_size import (
     find_latent_size,
 )
 from moa_core.blocks.dynamic_conv import DynamicDecoder, DynamicEncoder, block_plan
+from moa_core.metrics import clustering_accuracy
 from moa_core.models import ConfigError, build_model, config_class
 from moa_core.models.moe_vae import batch_entropy_term, sample_entropy
 from moa_core.train.run import train_model
@@ -117,3 +119,22 @@ def test_moe_vae_trains_with_a_fixed_k_on_digits() -> None:
     )  # fmt: skip
     assert run.result.status == "finished" and run.result.epochs_done == 2
     assert 1 <= run.result.metrics["clusters_used"] <= 4
+
+
+def test_umap_neighbours_follow_eq_10() -> None:
+    assert umap_neighbors(7291) == 100  # USPS: 7291 / 300 = 24, so the floor of 100
+    assert umap_neighbors(60_000) == 200  # MNIST
+    assert umap_neighbors(50) == 49  # never more than the other samples
+
+
+@pytest.mark.slow
+def test_hdbscan_finds_the_number_of_separated_groups_itself() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=10.0, size=(4, 10))
+    codes = np.concatenate([c + rng.normal(size=(150, 10)) for c in centres])
+    found = find_clusters(codes, n_neighbors=30)
+    assert found.k == 4 and found.labeled_fraction > 0.9
+    np.testing.assert_allclose(found.soft.sum(1), 1.0)
+    truth = np.repeat(np.arange(4), 150)
+    labeled = found.labels >= 0
+    assert clustering_accuracy(truth[labeled], found.labels[labeled]) == 1.0

@@ -1,0 +1,56 @@
+"""The cluster finder of paper 001's pretraining (Sec. III.B, steps 4–5): UMAP of the latent
+codes, then HDBSCAN, which decides the number of clusters K itself and marks noise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from moa_core.analysis.embedding import UmapParams, umap_embedding
+
+
+def umap_neighbors(samples: int) -> int:
+    """n_neighbors = max(int(N / 300), 100) (paper 001, Eq. 10), at most N − 1."""
+    return max(2, min(max(samples // 300, 100), samples - 1))
+
+
+@dataclass
+class ClusterFinding:
+    """HDBSCAN's verdict on a UMAP embedding of the codes."""
+
+    embedding: np.ndarray  # [N, 2]
+    labels: np.ndarray  # [N], −1 for noise
+    soft: np.ndarray  # [N, K] soft membership, rows summing to 1 (noise rows too)
+
+    @property
+    def k(self) -> int:
+        return int(self.labels.max()) + 1 if (self.labels >= 0).any() else 0
+
+    @property
+    def labeled_fraction(self) -> float:
+        return float((self.labels >= 0).mean())
+
+
+def find_clusters(
+    codes: np.ndarray,
+    n_neighbors: int = 0,
+    min_cluster_size: int = 0,
+    seed: int = 0,
+    key: str | None = None,
+) -> ClusterFinding:
+    """UMAP (`n_neighbors` 0: Eq. 10; min_dist 0, as for clustering in N2D) → HDBSCAN with
+    prediction data, so every sample gets a soft membership vector. `min_cluster_size` 0 is
+    HDBSCAN's default of 5, as in the paper."""
+    import hdbscan
+
+    neighbors = n_neighbors or umap_neighbors(len(codes))
+    embedding = umap_embedding(codes, UmapParams(neighbors, 0.0, seed), key=key)
+    clusterer = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size or 5, prediction_data=True)
+    labels = clusterer.fit_predict(embedding)
+    if labels.max() < 0:
+        return ClusterFinding(embedding, labels, np.zeros((len(codes), 0)))
+    soft = np.asarray(hdbscan.all_points_membership_vectors(clusterer), dtype=np.float64)
+    soft = soft.reshape(len(codes), -1)
+    soft = soft / np.clip(soft.sum(1, keepdims=True), 1e-12, None)
+    return ClusterFinding(embedding, labels, soft)
