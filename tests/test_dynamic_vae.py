@@ -138,3 +138,39 @@ def test_hdbscan_finds_the_number_of_separated_groups_itself() -> None:
     truth = np.repeat(np.arange(4), 150)
     labeled = found.labels >= 0
     assert clustering_accuracy(truth[labeled], found.labels[labeled]) == 1.0
+
+
+@pytest.mark.slow
+def test_the_pretraining_pipeline_runs_end_to_end_on_a_small_subset() -> None:
+    from moa_core.train.pretraining import PretrainSettings, pretrain, train_mixture
+
+    settings = PretrainSettings(
+        start_latent=20, vae_epochs=2, manager_epochs=3, base_filters=4, max_samples=300,
+        n_neighbors=15, min_cluster_size=10, device="cpu",
+    )  # fmt: skip
+    steps: list[str] = []
+    result = pretrain("digits", settings, steps.append)
+    assert [s[:3] for s in steps] == ["1/6", "2/6", "3/6", "4/6", "5/6"]
+    k = result.clusters.k
+    assert k >= 1 and len(result.expert_sizes) == k == result.model_config.num_clusters
+    assert 1 <= result.latent.size <= 20 and all(1 <= s <= 20 for s in result.expert_sizes)
+    assert result.manager_probs.shape == (300, k)
+    np.testing.assert_allclose(result.manager_probs.sum(1), 1.0, rtol=1e-5)
+    run = train_mixture("digits", result, settings, epochs=1)
+    assert run.result.status == "finished"
+    # The mixture starts from the pretrained manager (its experts from their seeded init).
+    from moa_core.train.run import prepare
+
+    overrides = {"num_clusters": k, "latent_sizes": list(result.expert_sizes), "base_filters": 4}
+    model, *_ = prepare("moe_vae", "digits", overrides, result.manager_state)
+    for name, value in result.manager_state.items():
+        torch.testing.assert_close(model.state_dict()[name], value)
+    with pytest.raises(ConfigError, match="does not have"):
+        prepare("moe_vae", "digits", overrides, {"manager.nope": torch.zeros(1)})
+    assert set(result.seconds) == {
+        "large_vae",
+        "retrained_vae",
+        "clusters",
+        "latent_sizes",
+        "manager",
+    }

@@ -12,7 +12,7 @@ from torch import nn
 
 from moa_core.data import Dataset, labelled_splits, load_dataset
 from moa_core.device import resolve_device
-from moa_core.models import ModelConfig, build_model, config_class
+from moa_core.models import ConfigError, ModelConfig, build_model, config_class
 from moa_core.train.control import TrainingControl
 from moa_core.train.evaluate import evaluate
 from moa_core.train.setup import (
@@ -62,7 +62,10 @@ def test_samples(model_type: str, spec: str) -> Dataset | None:
 
 
 def prepare(
-    model_type: str, dataset_spec: str, overrides: dict[str, Any] | None = None
+    model_type: str,
+    dataset_spec: str,
+    overrides: dict[str, Any] | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, ModelConfig, TrainConfig, Dataset]:
     """Validate everything and build the seeded model, before any training starts."""
     train_over, model_over = split_overrides(overrides or {})
@@ -75,6 +78,12 @@ def prepare(
     with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_config.seed)
         model = build_model(config)
+    if initial_state:  # pretrained parts (e.g. a manager); the rest keeps its seeded weights
+        unexpected = model.load_state_dict(initial_state, strict=False).unexpected_keys
+        if unexpected:
+            raise ConfigError(
+                f"{model_type}: pretrained weights it does not have: {unexpected[:3]}"
+            )
     return model, config, train_config, dataset
 
 
@@ -84,8 +93,11 @@ def train_model(
     overrides: dict[str, Any] | None = None,
     callbacks: list[Callback] | None = None,
     control: TrainingControl | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> TrainedRun:
-    model, config, train_config, dataset = prepare(model_type, dataset_spec, overrides)
+    model, config, train_config, dataset = prepare(
+        model_type, dataset_spec, overrides, initial_state
+    )
     device = resolve_device(train_config.device)
     test = test_samples(model_type, dataset_spec)
     trainer = Trainer(model, dataset, train_config, device, callbacks, control, test)
