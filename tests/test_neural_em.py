@@ -337,7 +337,7 @@ def test_image_em_loss_adds_the_augmented_term_of_eq_7() -> None:
         eq6 = model(x)
         (eq7,) = model.phase_losses(x)
         # The model's first augmented batch, drawn again from its seed.
-        generator = torch.Generator().manual_seed(model._augment_seed)
+        generator = torch.Generator().manual_seed(model.augment._seed)
         augmented = augment_batch(x, model.config.augment, generator)
         aug_star = _batch_norm(model.relevance(augmented)[1])
         extra = em_loss(aug_star, gamma_for_batch(8), eq6.gate_probs)

@@ -64,3 +64,18 @@ def augment_batch(
     contrast = 1 + uniform(n, 1, 1, 1) * settings.max_jitter
     mean = moved.mean((1, 2, 3), keepdim=True)
     return ((moved - mean) * contrast + mean * brightness).clamp(0.0, 1.0)
+
+
+class SeededAugmenter:
+    """`augment_batch` with its own random stream, seeded from the RNG a model is built with
+    (so augmentation repeats with the seed) and following the batch's device."""
+
+    def __init__(self, settings: AugmentSettings) -> None:
+        self.settings = settings
+        self._seed = int(torch.randint(0, 2**62, (), device="cpu"))
+        self._generator: torch.Generator | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self._generator is None or self._generator.device != x.device:
+            self._generator = torch.Generator(device=x.device).manual_seed(self._seed)
+        return augment_batch(x, self.settings, self._generator)

@@ -25,10 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moa_core.blocks.augment import AugmentSettings, SeededAugmenter
 from moa_core.blocks.dynamic_conv import DynamicDecoder, DynamicEncoder, block_plan
 from moa_core.blocks.expert_bank import StackedLinear
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig
 from moa_core.models.registry import register
+
+# Paper 001, Sec. IV.B: "a rotation range of 10 degrees …, a zoom range of 0.1 and width and
+# height shift ranges of 0.1"; no brightness change.
+PAPER_AUGMENTATION = AugmentSettings(
+    max_rotation=10.0, max_shift=0.1, max_scale=0.1, max_jitter=0.0
+)
 
 
 @dataclass
@@ -43,6 +50,7 @@ class MoEVAEConfig(ModelConfig):
     base_filters: int = 8  # filters of the first block, doubling per block (paper: D)
     alpha: float = 100.0  # weight of the sample entropy S (paper 001, Sec. IV.D)
     beta: float = 1.0  # weight of the batch entropy term B
+    augment: bool = True  # rotations ≤ 10°, zoom and shifts ≤ 0.1 while training (Sec. IV.B)
 
     def __post_init__(self) -> None:
         name = self.model_type
@@ -92,6 +100,7 @@ class MoEVAE(nn.Module):
         self.manager = nn.Sequential(
             DynamicEncoder(config.in_channels, plan), nn.Flatten(), nn.Linear(features, k)
         )
+        self.augment = SeededAugmenter(PAPER_AUGMENTATION)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """μ and log σ² [B, K, L_max], zero beyond each expert's own latent size."""
@@ -103,6 +112,9 @@ class MoEVAE(nn.Module):
         return self.decoder(self.from_code(z * self.latent_mask))
 
     def forward(self, x: torch.Tensor) -> MixtureOutput:
+        if self.training and self.config.augment:
+            with torch.no_grad():
+                x = self.augment(x)  # every expert reconstructs the augmented image
         logits = self.manager(x)
         p = logits.softmax(1)
         mu, logvar = self.encode(x)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from moa_core.blocks.augment import AugmentSettings, augment_batch, sobel_planes
+from moa_core.blocks.augment import AugmentSettings, SeededAugmenter, sobel_planes
 from moa_core.blocks.relevance_norm import RelevanceNorm
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig, TrainPhase
 from moa_core.models.registry import register
@@ -170,9 +170,7 @@ class NeuralEM(nn.Module):
         # γ at inference is the training batch's (the largest batch seen, so the short last
         # batch of an epoch does not lower it); saved with the weights.
         self.register_buffer("reference_batch", torch.tensor(0, dtype=torch.long))
-        # Drawn from the RNG the build is seeded with, so augmentation repeats with the seed.
-        self._augment_seed = int(torch.randint(0, 2**62, (), device="cpu"))
-        self._generator: torch.Generator | None = None
+        self.augment = SeededAugmenter(config.augment)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.config.input_kind == "image" and self.config.sobel:
@@ -220,7 +218,7 @@ class NeuralEM(nn.Module):
             yield self(x).loss  # Eq. 6: vector data is not augmented (paper 004, Sec. 8.1)
             return
         with torch.no_grad():
-            augmented = augment_batch(x, self.config.augment, self._rng(x.device))
+            augmented = self.augment(x)
         a_star = self.relevance_norm(self.relevance(x)[1])
         aug_star = self.relevance_norm(self.relevance(augmented)[1])
         gamma = self.gamma(len(x))
@@ -231,11 +229,6 @@ class NeuralEM(nn.Module):
                 fresh = self.relevance_norm(self.relevance(x)[1]).softmax(1)
             aug_scores = self.relevance_norm(self.relevance(augmented)[1])
             yield consistency_loss(fresh, aug_scores)  # Eq. 8
-
-    def _rng(self, device: torch.device) -> torch.Generator:
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device).manual_seed(self._augment_seed)
-        return self._generator
 
 
 register(NeuralEMConfig, NeuralEM)
