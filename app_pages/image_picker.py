@@ -8,7 +8,13 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from moa_core.data import Dataset
-from moa_core.image_input import ImageInputError, drawing_to_input, read_image, to_model_input
+from moa_core.image_input import (
+    ImageInputError,
+    drawing_to_input,
+    has_dark_background,
+    read_image,
+    to_model_input,
+)
 
 DATASET, UPLOAD, DRAW = "Dataset image", "Upload", "Draw"
 CANVAS_SIDE = 180
@@ -37,8 +43,7 @@ def pick_image(slot: int, data: Dataset, prefix: str) -> tuple[np.ndarray, str] 
             key=f"{key}index",
             help=f"0 … {len(data) - 1} of `{data.name}`",
         )
-        label = int(data.y[int(index)])
-        name = data.class_names[list(np.unique(data.y.numpy())).index(label)]
+        name = data.names_by_label[int(data.y[int(index)])]
         return data.x[int(index)].numpy(), f"{data.name} #{int(index)} (class {name})"
     if source == UPLOAD:
         upload = st.file_uploader(
@@ -47,7 +52,7 @@ def pick_image(slot: int, data: Dataset, prefix: str) -> tuple[np.ndarray, str] 
         if upload is None:
             st.caption("Upload a photo or scan (PNG, JPEG, …).")
             return None
-        dark = float(data.x[:256, :, 0, :].mean()) < 0.5  # the data's background polarity
+        dark = has_dark_background(data.x[:256].numpy())
         try:
             image = read_image(upload.name, upload.getvalue())
             return to_model_input(image, channels, size, dark), upload.name

@@ -80,7 +80,7 @@ st.subheader("Gates over the dataset")
 gates = all_gates(vectors)
 values = gates_over_data(choice.run_id, model, all_x)
 labels = data.y.numpy()
-names = dict(zip(np.unique(labels).tolist(), data.class_names, strict=True))
+names = data.names_by_label
 dead = dead_gate_fraction(values)
 st.markdown(
     f"**{len(gates)} gates** in {len(vectors)} gate vectors; **{dead:.0%}** are dead on "

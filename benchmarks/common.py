@@ -73,11 +73,13 @@ def emit_cases(
     )
 
 
-def run_cases(cases, run_case: Callable[[str, dict], dict]) -> tuple[dict, dict]:
-    """Run every (dataset spec, settings) case; a case whose data is absent is skipped with
-    its one-line reason instead of failing the benchmark."""
+def run_cases(cases, run_case: Callable[[str, dict], dict], gpu_cases=None) -> tuple[dict, dict]:
+    """Run every (dataset spec, settings) case, or `gpu_cases` when there are some and a GPU;
+    a case whose data is absent is skipped with its one-line reason instead of failing."""
     from moa_core.data import DatasetError
 
+    if gpu_cases is not None and device().type == "cuda":
+        cases = gpu_cases
     results, skipped = {}, {}
     for spec, settings in cases:
         try:

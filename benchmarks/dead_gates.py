@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device, emit_cases, mean_std, progress, run_cases
+from benchmarks.common import emit_cases, mean_std, progress, run_cases
 from moa_core.train.run import train_model
 
 SEEDS = (0, 1)
@@ -49,8 +49,7 @@ def run_case(spec: str, settings: dict) -> dict:
 
 def run() -> dict:
     start = time.perf_counter()
-    cases = GPU_CASES if device().type == "cuda" else CPU_CASES
-    results, skipped = run_cases(cases, run_case)
+    results, skipped = run_cases(CPU_CASES, run_case, GPU_CASES)
     pairs = [
         (arms["regularized"], arms["unregularized"])
         for per_model in results.values()

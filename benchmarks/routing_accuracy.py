@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import device, emit_cases, mean_std, progress, run_cases
+from benchmarks.common import emit_cases, mean_std, progress, run_cases
 from moa_core.models.multipath import parameter_count
 from moa_core.train.run import prepare, train_model
 
@@ -50,8 +50,7 @@ def run_case(spec: str, settings: dict) -> dict:
 
 def run() -> dict:
     start = time.perf_counter()
-    cases = GPU_CASES if device().type == "cuda" else CPU_CASES
-    results, skipped = run_cases(cases, run_case)
+    results, skipped = run_cases(CPU_CASES, run_case, GPU_CASES)
     ratio = np.mean(
         [
             r["multipath_cc"]["accuracy"]["mean"] / r["singlepath"]["accuracy"]["mean"]

@@ -129,7 +129,5 @@ def images(analysis: RunAnalysis, indices: np.ndarray) -> np.ndarray:
 
 def _label_names(analysis: RunAnalysis, indices: np.ndarray) -> list[str]:
     """Readable true labels: the dataset's class names, ordered by label value."""
-    labels = analysis.dataset.y.numpy()
-    values = np.unique(labels).tolist()
-    names = dict(zip(values, analysis.dataset.class_names, strict=False))
-    return [str(names.get(int(v), v)) for v in labels[indices]]
+    names = analysis.dataset.names_by_label
+    return [names[int(v)] for v in analysis.dataset.y.numpy()[indices]]

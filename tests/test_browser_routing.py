@@ -16,7 +16,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
 
 DIAGRAM = ".js-plotly-plot"
-SCREENSHOTS = Path("/tmp")
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,6 @@ def test_dataset_images_are_routed_side_by_side(page) -> None:
     assert "digits #" in captions.first.inner_text()
     # Two routing diagrams plus the class-wise gate histograms.
     page.locator(DIAGRAM).nth(2).wait_for()
-    page.screenshot(path=str(SCREENSHOTS / "routing_page.png"), full_page=True)
     assert_no_exception(page)
 
 

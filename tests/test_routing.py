@@ -27,6 +27,7 @@ from moa_core.data import labelled_splits, load_dataset
 from moa_core.image_input import (
     ImageInputError,
     drawing_to_input,
+    has_dark_background,
     read_image,
     to_model_input,
 )
@@ -378,3 +379,13 @@ def test_sixteen_bit_and_oversized_images_are_handled() -> None:
     bomb = header_only[:16] + (20000).to_bytes(4, "big") * 2 + header_only[24:]
     with pytest.raises(ImageInputError, match="bomb.png"):
         read_image("bomb.png", bomb)
+
+
+def test_uploads_are_inverted_only_for_dark_background_grayscale_sets() -> None:
+    digits = load_dataset("digits").x[:256].numpy()
+    assert has_dark_background(digits)  # light strokes on black, like MNIST and USPS
+    assert not has_dark_background(1.0 - digits)  # dark strokes on white paper
+    colour = np.random.default_rng(0).random((8, 3, 32, 32)).astype(np.float32) * 0.2
+    assert not has_dark_background(colour)  # a colour set's photos are never inverted
+    names = load_dataset("digits:3,5").names_by_label
+    assert names == {3: "3", 5: "5"}

@@ -45,6 +45,11 @@ class Dataset:
         c, h, w = self.x.shape[1:]
         return (int(c), int(h), int(w))
 
+    @property
+    def names_by_label(self) -> dict[int, str]:
+        """Each label present → its class name."""
+        return dict(zip(torch.unique(self.y).tolist(), self.class_names, strict=True))
+
     def class_indices(self) -> torch.Tensor:
         """Labels as positions in `label_values` (0 … K − 1), the targets a classifier learns."""
         values = torch.as_tensor(self.label_values or torch.unique(self.y).tolist())

@@ -107,7 +107,7 @@ def labelled_splits(spec: str, limit: int | None = None, seed: int = 0) -> tuple
 def _subset(dataset: Dataset, keep: np.ndarray) -> Dataset:
     index = torch.from_numpy(keep)
     y = dataset.y[index]
-    names = dict(zip(torch.unique(dataset.y).tolist(), dataset.class_names, strict=True))
+    names = dataset.names_by_label
     return replace(
         dataset, x=dataset.x[index], y=y, class_names=[names[c] for c in torch.unique(y).tolist()]
     )

@@ -151,7 +151,7 @@ def pretrain(
     k = max(1, clusters.k)
     say(f"4/6 latent sizes of the {k} clusters")
     sizes = cluster_sizes(wide_codes, clusters.labels, k, settings.threshold)
-    channels, size, _ = data.image_shape or (0, 0, 0)
+    channels, size, _ = data.image_shape  # the VAEs above take image data only
     config = config_class("moe_vae")(
         in_channels=channels,
         image_size=size,

@@ -91,7 +91,7 @@ def _gate_markers(
     fig: go.Figure, layer: LayerView, index: int, x_in: float, y_in: np.ndarray, y_out: np.ndarray
 ) -> None:
     """A hover point a third of the way along each edge, where crossing edges stay apart."""
-    points = [(i, j) for i, j in np.ndindex(layer.gates.shape)]
+    points = list(np.ndindex(layer.gates.shape))
     fig.add_trace(
         go.Scatter(
             x=[x_in + 1 / 3 for _ in points],
