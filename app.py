@@ -38,6 +38,12 @@ page = st.navigation(
         ),
         st.Page("app_pages/maximize.py", title="Neuron maximization", icon=":material/psychology:"),
         st.Page("app_pages/routing.py", title="Routing", icon=":material/alt_route:"),
+        st.Page(
+            "app_pages/pretraining.py",
+            title="Pretraining pipeline",
+            icon=":material/account_tree:",
+        ),
+        st.Page("app_pages/experts.py", title="Experts & latent walks", icon=":material/gesture:"),
     ]
 )
 st.sidebar.markdown(f"**Device:** {device_label()}")

@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -21,7 +22,13 @@ from moa_core.data import DatasetError, labelled_splits, load_dataset
 from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
-from moa_core.train.run import train_model, training_samples
+from moa_core.train.pretraining import (
+    PIPELINE_MODELS,
+    PipelineStopped,
+    PretrainSettings,
+    run_pipeline,
+)
+from moa_core.train.run import TrainedRun, train_model, training_samples
 from moa_core.train.setup import check_dataset_fits, parse_assignments
 
 # Clustering models report the first four; classifiers their test accuracy and dead gates.
@@ -53,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="model or training settings, e.g. num_clusters=4 lr=0.001",
+        help="model or training settings, e.g. num_clusters=4 lr=0.001; for moe_vae also the "
+        "pretraining's (vae_epochs=60, min_cluster_size=50, …) or pretrain=false",
     )
     ev = sub.add_parser("eval", help="score a checkpoint on a dataset")
     ev.add_argument("checkpoint", type=Path)
@@ -80,10 +88,35 @@ def cmd_train(args: argparse.Namespace) -> dict:
     }
     if args.out is not None:
         _check_writable(args.out)  # fail now, not after the whole training
+    if _pretrains(args.model, overrides):
+        return _train_pipeline(args, overrides)
     run = train_model(args.model, args.dataset, overrides)
     if run.result.status == "failed":
         raise UsageError(run.result.message)
-    meta = run.checkpoint_meta()
+    return _saved(args, run, run.checkpoint_meta())
+
+
+def _pretrains(model: str, overrides: dict) -> bool:
+    """Pipeline families pretrain unless `--set pretrain=false` (then: a fixed K, from scratch)."""
+    if model not in PIPELINE_MODELS:
+        return False
+    pretrain = overrides.pop("pretrain", True)
+    if not isinstance(pretrain, bool):
+        raise UsageError(f"pretrain must be true or false, got {pretrain!r}")
+    return pretrain
+
+
+def _train_pipeline(args: argparse.Namespace, overrides: dict) -> dict:
+    """Paper 001's whole pipeline; each step's name goes to stderr as it starts."""
+    settings, final = PretrainSettings.take(overrides)
+    say = partial(print, file=sys.stderr, flush=True)
+    pipeline = run_pipeline(args.dataset, settings, final, progress=say)
+    line = _saved(args, pipeline.run, pipeline.checkpoint_meta())
+    line["seconds"] = round(sum(pipeline.record.seconds.values()), 2)
+    return {**line, **pipeline.record.summary()}
+
+
+def _saved(args: argparse.Namespace, run: TrainedRun, meta: dict) -> dict:
     path = (
         save_checkpoint(args.out, run.model, run.config, meta)
         if args.out
@@ -161,7 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         command = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}[args.command]
         result = command(args)
-    except (UsageError, ConfigError, DatasetError, DeviceError, CheckpointError) as err:
+    except (
+        UsageError,
+        ConfigError,
+        DatasetError,
+        DeviceError,
+        CheckpointError,
+        PipelineStopped,
+    ) as err:
         print(f"moa: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a file the command had to read or write

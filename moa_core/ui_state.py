@@ -23,6 +23,8 @@ from moa_core.train.setup import (
 # stays balanced. The page never names models; it asks for this pair.
 COMPARE_PAIR = ("moa", "moa_plus")
 ACTIVE_STATUSES = ("queued", "running")
+# Session key of the MoE-VAE the Pretraining pipeline page trained; the Experts page shows it.
+PIPELINE_RUN = "pipeline_run"
 _TRAIN_DEFAULTS = TrainConfig()
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -118,3 +118,22 @@ SINGLE_PHASE = (TrainPhase("loss"),)
 def train_phases(model: torch.nn.Module) -> tuple[TrainPhase, ...]:
     phases = getattr(model, "train_phases", None)
     return phases() if phases is not None else SINGLE_PHASE
+
+
+@runtime_checkable
+class GenerativeExperts(Protocol):
+    """A mixture whose experts decode codes back to images (MoA, MoE-VAE): what the samples,
+    latent walks and interpolations of the experts page need, whatever the family."""
+
+    variational: bool  # True: each expert's codes follow the prior N(0, I)
+
+    @property
+    def expert_latent_sizes(self) -> tuple[int, ...]: ...
+
+    def expert_codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] → every expert's code [B, K, L_max] (μ for a VAE)."""
+        ...
+
+    def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes [B, K, L_max] → every expert's image [B, K, C, H, W]."""
+        ...

@@ -120,6 +120,8 @@ def moa_plus_bound_loss(gate_probs: torch.Tensor, errors: torch.Tensor, eps: flo
 class MixtureOfAutoencoders(nn.Module):
     """Gate + expert bank; the loss depends on whether the config is MoA or MoA+."""
 
+    variational = False  # plain autoencoders: codes have no prior (a `GenerativeExperts`)
+
     def __init__(self, config: MoAConfig) -> None:
         super().__init__()
         self.config = config
@@ -128,6 +130,16 @@ class MixtureOfAutoencoders(nn.Module):
             m, config.in_channels, config.image_size, config.expert_channels, config.latent_dim
         )
         self.gate = ConvGate(m, config.in_channels, config.image_size, config.gate_channels)
+
+    @property
+    def expert_latent_sizes(self) -> tuple[int, ...]:
+        return (self.config.latent_dim,) * self.config.num_clusters
+
+    def expert_codes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.experts.encode(x)
+
+    def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
+        return self.experts.decode(z)
 
     def forward(self, x: torch.Tensor) -> MixtureOutput:
         gate_logits = self.gate(x)

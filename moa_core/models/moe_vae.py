@@ -85,6 +85,8 @@ def batch_entropy_term(p: torch.Tensor) -> torch.Tensor:
 
 
 class MoEVAE(nn.Module):
+    variational = True  # experts are VAEs: codes follow N(0, I) (a `GenerativeExperts`)
+
     def __init__(self, config: MoEVAEConfig) -> None:
         super().__init__()
         self.config = config
@@ -110,6 +112,16 @@ class MoEVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Codes [B, K, L_max] → images [B, K, C, H, W]; unused dimensions are ignored."""
         return self.decoder(self.from_code(z * self.latent_mask))
+
+    @property
+    def expert_latent_sizes(self) -> tuple[int, ...]:
+        return self.config.expert_latent_sizes
+
+    def expert_codes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)[0]
+
+    def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(z)
 
     def forward(self, x: torch.Tensor) -> MixtureOutput:
         if self.training and self.config.augment:

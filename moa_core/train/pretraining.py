@@ -1,19 +1,25 @@
-"""Paper 001's pretraining (Sec. III.B, Fig. 3), step by step, so each decision can be shown:
+"""Paper 001's pretraining (Sec. III.B, Fig. 3) as separate steps, so a page can run, cache and
+draw each decision on its own:
 
-1. a VAE with a large latent (default 100) on the data, 2. the latent-size finder on its codes,
-3. the VAE retrained at that size, 4–5. UMAP + HDBSCAN on the new codes → K, labels, noise,
-6. the manager trained on the non-noise samples with KL to the soft labels, 7. a latent size
-per cluster, 8. the MoE-VAE built from K, those sizes and the manager's weights, 9. trained.
+- `find_size` (steps 1–2): a VAE with a large latent (default 100), then the latent-size
+  finder on its codes;
+- `search_clusters` (steps 3–5): the VAE retrained at that size, UMAP + HDBSCAN on its codes
+  → K, labels, noise;
+- `pretrain_manager` (steps 6–8): the manager trained on the non-noise samples with KL to the
+  soft labels, a latent size per cluster, the MoE-VAE's config;
+- `train_mixture` (step 9): the MoE-VAE trained from the pretrained manager.
 
-The pretraining VAEs are `moe_vae` with one expert. Deviation, for CPU budgets: step 7 runs
-the finder on each cluster's codes from step 1's VAE instead of training one VAE per cluster.
+`run_pipeline` chains them (the CLI's `moa train moe_vae`). The pretraining VAEs are
+`moe_vae` with one expert. Deviation, for CPU budgets: step 7 runs the finder on each
+cluster's codes from step 1's VAE instead of training one VAE per cluster.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,15 +30,22 @@ from moa_core.analysis.latent_size import CLUSTERING, LatentSize, find_latent_si
 from moa_core.analysis.outputs import collect_outputs
 from moa_core.data import Dataset
 from moa_core.device import resolve_device
-from moa_core.models import build_model, config_class
+from moa_core.models import ConfigError, build_model, config_class
 from moa_core.models.moe_vae import MoEVAEConfig
+from moa_core.train.control import TrainingControl
+from moa_core.train.pipeline_record import PipelineRecord, build_record
 from moa_core.train.run import TrainedRun, train_model
+from moa_core.train.trainer import Callback, TrainEvent
 
 Progress = Callable[[str], None]
+PIPELINE_MODELS = (MoEVAEConfig.model_type,)  # the families `moa train` pretrains first
+FINAL_LR = 1e-4  # paper 001, Sec. IV.D
 
 
 @dataclass(frozen=True)
 class PretrainSettings:
+    """Everything the pretraining decides with; CPU-sized epochs (the paper trains 1000)."""
+
     start_latent: int = 100
     threshold: float = CLUSTERING
     vae_epochs: int = 15
@@ -47,22 +60,86 @@ class PretrainSettings:
     seed: int = 0
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        positive = ("start_latent", "vae_epochs", "manager_epochs", "batch_size", "base_filters")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"pretraining: {name} must be ≥ 1")
+        if not 0 < self.threshold <= 1:
+            raise ConfigError("pretraining: threshold must be in (0, 1]")
+        if min(self.n_neighbors, self.min_cluster_size, self.max_samples) < 0:
+            raise ConfigError("pretraining: n_neighbors, min_cluster_size, max_samples ≥ 0")
+
+    @classmethod
+    def take(cls, overrides: dict[str, Any]) -> tuple[PretrainSettings, dict[str, Any]]:
+        """Split `--set` style overrides into these settings and the rest (the final model's);
+        the run-wide keys (samples, seed, device) go to both."""
+        names = {f.name for f in fields(cls)}
+        shared = {"max_samples", "seed", "device", "batch_size"}
+        mine = {k: v for k, v in overrides.items() if k in names}
+        rest = {k: v for k, v in overrides.items() if k not in names or k in shared}
+        try:
+            return cls(**mine), rest
+        except TypeError as err:
+            raise ConfigError(f"pretraining: {err}") from None
+
+
+# What each step's result depends on, on top of the steps before it: a page keeps a step's
+# result while only later steps' settings change.
+STEPS = ("size", "clusters", "manager")
+_STEP_FIELDS = {
+    "size": (
+        "start_latent", "threshold", "vae_epochs", "vae_lr", "batch_size", "base_filters",
+        "max_samples", "seed", "device",
+    ),
+    "clusters": ("n_neighbors", "min_cluster_size"),
+    "manager": ("manager_epochs", "manager_lr"),
+}  # fmt: skip
+
+
+def step_key(spec: str, settings: PretrainSettings, step: str) -> tuple:
+    """The dataset and every setting `step`'s result depends on."""
+    names = [n for s in STEPS[: STEPS.index(step) + 1] for n in _STEP_FIELDS[s]]
+    return (spec, *(getattr(settings, n) for n in names))
+
 
 @dataclass
-class Pretraining:
-    """Every decision of the pipeline, with the numbers the pages draw."""
+class SizeFinding:
+    """Steps 1–2: the wide VAE's codes and the size read from their PCA."""
 
     dataset: Dataset
-    latent: LatentSize  # step 2
-    clusters: ClusterFinding  # step 5
-    expert_sizes: tuple[int, ...]  # step 7
-    model_config: MoEVAEConfig  # step 8
-    manager_state: dict[str, torch.Tensor]  # step 6
-    manager_probs: np.ndarray  # the pretrained manager's p over all samples
-    seconds: dict[str, float] = field(default_factory=dict)
+    codes: np.ndarray
+    latent: LatentSize
+    seconds: float
 
 
-def vae_codes(spec: str, latent: int, settings: PretrainSettings) -> tuple[Dataset, np.ndarray]:
+@dataclass
+class ClusterSearch:
+    """Steps 3–5: the retrained VAE's codes and HDBSCAN's verdict on their UMAP."""
+
+    codes: np.ndarray
+    clusters: ClusterFinding
+    seconds: dict[str, float]
+
+
+@dataclass
+class ManagerPretraining:
+    """Steps 6–8: per-cluster latent sizes, the mixture's config and its pretrained manager."""
+
+    expert_sizes: tuple[int, ...]
+    model_config: MoEVAEConfig
+    state: dict[str, torch.Tensor]
+    probs: np.ndarray  # the pretrained manager's p over all samples
+    seconds: dict[str, float]
+
+
+def vae_codes(
+    spec: str,
+    latent: int,
+    settings: PretrainSettings,
+    callbacks: list[Callback] | None = None,
+    control: TrainingControl | None = None,
+) -> tuple[Dataset, np.ndarray]:
     """Train a one-expert `moe_vae` with `latent` dimensions; its μ for every sample."""
     run = train_model(
         "moe_vae",
@@ -78,9 +155,47 @@ def vae_codes(spec: str, latent: int, settings: PretrainSettings) -> tuple[Datas
             "seed": settings.seed,
             "device": settings.device,
         },
+        callbacks,
+        control,
     )
+    _raise_unless_finished(run)
     x = run.dataset.x.to(next(run.model.parameters()).device)
     return run.dataset, collect_outputs(run.model, x).latents
+
+
+def _raise_unless_finished(run: TrainedRun) -> None:
+    if run.result.status != "finished":
+        raise PipelineStopped(run.result.message or f"training {run.result.status}")
+
+
+class PipelineStopped(RuntimeError):
+    """A pretraining step did not finish (stopped by the user, or a NaN loss)."""
+
+
+def find_size(
+    spec: str, settings: PretrainSettings, callbacks: list[Callback] | None = None
+) -> SizeFinding:
+    """Steps 1–2 (paper 001, Fig. 4): a VAE at `start_latent`, PCA of its codes, the fewest
+    components reaching `threshold` of the variance."""
+    start = time.perf_counter()
+    data, codes = vae_codes(spec, settings.start_latent, settings, callbacks)
+    latent = find_latent_size(codes, settings.threshold)
+    return SizeFinding(data, codes, latent, _since(start))
+
+
+def search_clusters(
+    spec: str,
+    size: SizeFinding,
+    settings: PretrainSettings,
+    callbacks: list[Callback] | None = None,
+) -> ClusterSearch:
+    """Steps 3–5: the VAE retrained at the found size, then UMAP (Eq. 10) and HDBSCAN."""
+    start = time.perf_counter()
+    _, codes = vae_codes(spec, size.latent.size, settings, callbacks)
+    trained = time.perf_counter()
+    clusters = find_clusters(codes, settings.n_neighbors, settings.min_cluster_size, settings.seed)
+    seconds = {"retrained_vae": round(trained - start, 2), "clusters": _since(trained)}
+    return ClusterSearch(codes, clusters, seconds)
 
 
 def cluster_sizes(
@@ -94,10 +209,41 @@ def cluster_sizes(
 
 
 def pretrain_manager(
-    config: MoEVAEConfig, data: Dataset, clusters: ClusterFinding, settings: PretrainSettings
+    size: SizeFinding,
+    search: ClusterSearch,
+    settings: PretrainSettings,
+    callbacks: list[Callback] | None = None,
+) -> ManagerPretraining:
+    """Steps 6–8: a latent size per cluster, then the MoE-VAE's manager trained on the non-noise
+    samples to match HDBSCAN's soft labels, KL(soft ‖ manager) (paper 001, Sec. IV.C)."""
+    start = time.perf_counter()
+    clusters = search.clusters
+    if clusters.k < 1:
+        raise PipelineStopped(
+            "HDBSCAN found no cluster: lower min_cluster_size or train the VAE longer"
+        )
+    sizes = cluster_sizes(size.codes, clusters.labels, clusters.k, settings.threshold)
+    channels, image_size, _ = size.dataset.image_shape
+    config = config_class("moe_vae")(
+        in_channels=channels,
+        image_size=image_size,
+        num_clusters=clusters.k,
+        latent_sizes=sizes,
+        base_filters=settings.base_filters,
+    )
+    sized = time.perf_counter()
+    state, probs = _fit_manager(config, size.dataset, clusters, settings, callbacks or [])
+    seconds = {"latent_sizes": round(sized - start, 2), "manager": _since(sized)}
+    return ManagerPretraining(sizes, config, state, probs, seconds)
+
+
+def _fit_manager(
+    config: MoEVAEConfig,
+    data: Dataset,
+    clusters: ClusterFinding,
+    settings: PretrainSettings,
+    callbacks: list[Callback],
 ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
-    """Step 6: the MoE-VAE's manager trained on the non-noise samples to match HDBSCAN's soft
-    labels, KL(soft ‖ manager) (paper 001, Sec. IV.C); its weights and its p for all samples."""
     device = resolve_device(settings.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -108,13 +254,17 @@ def pretrain_manager(
     optimizer = torch.optim.Adam(manager.parameters(), lr=settings.manager_lr)
     generator = torch.Generator().manual_seed(settings.seed)
     manager.train()
-    for _ in range(settings.manager_epochs):
+    step = 0
+    for epoch in range(1, settings.manager_epochs + 1):
         for batch in torch.randperm(len(x), generator=generator).split(settings.batch_size):
             log_q = manager(x[batch]).log_softmax(1)
             loss = F.kl_div(log_q, target[batch], reduction="batchmean")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            step += 1
+        for callback in callbacks:
+            callback(TrainEvent("epoch", epoch, step, loss.item()))
     manager.eval()
     with torch.no_grad():
         probs = torch.cat(
@@ -124,63 +274,75 @@ def pretrain_manager(
     return state, probs.numpy()
 
 
-def pretrain(
-    spec: str, settings: PretrainSettings, progress: Progress | None = None
-) -> Pretraining:
-    """Steps 1–8 on `spec`; `progress` hears the name of each step as it starts."""
-    say = progress or (lambda _: None)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 2)
-        clock = now
-
-    say(f"1/6 training a VAE with {settings.start_latent} latent dimensions")
-    data, wide_codes = vae_codes(spec, settings.start_latent, settings)
-    latent = find_latent_size(wide_codes, settings.threshold)
-    lap("large_vae")
-    say(f"2/6 retraining the VAE with {latent.size} latent dimensions")
-    _, codes = vae_codes(spec, latent.size, settings)
-    lap("retrained_vae")
-    say("3/6 UMAP and HDBSCAN")
-    clusters = find_clusters(codes, settings.n_neighbors, settings.min_cluster_size, settings.seed)
-    lap("clusters")
-    k = max(1, clusters.k)
-    say(f"4/6 latent sizes of the {k} clusters")
-    sizes = cluster_sizes(wide_codes, clusters.labels, k, settings.threshold)
-    channels, size, _ = data.image_shape  # the VAEs above take image data only
-    config = config_class("moe_vae")(
-        in_channels=channels,
-        image_size=size,
-        num_clusters=k,
-        latent_sizes=sizes,
-        base_filters=settings.base_filters,
-    )
-    lap("latent_sizes")
-    say("5/6 pretraining the manager on the labelled samples")
-    state, probs = pretrain_manager(config, data, clusters, settings)
-    lap("manager")
-    return Pretraining(data, latent, clusters, sizes, config, state, probs, seconds)
-
-
-def train_mixture(
-    spec: str, pretraining: Pretraining, settings: PretrainSettings, epochs: int, lr: float = 1e-4
-) -> TrainedRun:
-    """Step 9: the MoE-VAE of step 8 trained from the pretrained manager on the same samples
-    (paper 001, Sec. IV.D: lr 1e-4, batch 100)."""
-    config = pretraining.model_config
-    overrides = {
-        "num_clusters": config.num_clusters,
-        "latent_sizes": list(config.latent_sizes),
-        "base_filters": config.base_filters,
-        "epochs": epochs,
-        "lr": lr,
+def final_overrides(
+    manager: ManagerPretraining, settings: PretrainSettings, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The final model's settings: K and the sizes found, the paper's lr 1e-4 and batch 100
+    (Sec. IV.D), then the caller's own overrides (epochs, alpha, …)."""
+    config = manager.model_config
+    return {
+        "lr": FINAL_LR,
         "batch_size": settings.batch_size,
         "max_samples": settings.max_samples,
         "seed": settings.seed,
         "device": settings.device,
+        **overrides,
+        "num_clusters": config.num_clusters,
+        "latent_sizes": list(config.latent_sizes),
+        "base_filters": config.base_filters,
     }
-    return train_model("moe_vae", spec, overrides, initial_state=pretraining.manager_state)
+
+
+def train_mixture(
+    spec: str,
+    manager: ManagerPretraining,
+    settings: PretrainSettings,
+    overrides: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
+    control: TrainingControl | None = None,
+) -> TrainedRun:
+    """Step 9: the MoE-VAE of step 8 trained from the pretrained manager on the same samples."""
+    merged = final_overrides(manager, settings, overrides or {})
+    return train_model("moe_vae", spec, merged, callbacks, control, initial_state=manager.state)
+
+
+@dataclass
+class PipelineRun:
+    """A finished pipeline: the trained mixture and the record of every decision."""
+
+    run: TrainedRun
+    record: PipelineRecord
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {**self.run.checkpoint_meta(), "pretraining": self.record.to_dict()}
+
+
+def run_pipeline(
+    spec: str,
+    settings: PretrainSettings,
+    overrides: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> PipelineRun:
+    """All steps on `spec`; `progress` hears each step's name as it starts."""
+    say = progress or (lambda _: None)
+    say(f"1/4 training a VAE with {settings.start_latent} latent dimensions; PCA of its codes")
+    size = find_size(spec, settings)
+    say(f"2/4 retraining the VAE with {size.latent.size} dimensions; UMAP and HDBSCAN")
+    search = search_clusters(spec, size, settings)
+    say(f"3/4 pretraining the manager on {search.clusters.k} clusters")
+    manager = pretrain_manager(size, search, settings)
+    say("4/4 training the MoE-VAE from the pretrained manager")
+    start = time.perf_counter()
+    run = train_mixture(spec, manager, settings, overrides)
+    if run.result.status == "failed":
+        raise PipelineStopped(run.result.message)
+    seconds = {"large_vae": size.seconds, **search.seconds, **manager.seconds}
+    seconds["mixture"] = _since(start)
+    record = build_record(
+        size.dataset, size.latent, search.clusters, manager.expert_sizes, manager.probs, seconds
+    )
+    return PipelineRun(run, record)
+
+
+def _since(start: float) -> float:
+    return round(time.perf_counter() - start, 2)

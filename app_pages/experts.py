@@ -1,0 +1,169 @@
+"""Experts & latent walks: what each expert of a MoE-VAE (or MoA) generates: samples, walks
+along one latent dimension, interpolations, the all-ones probe (paper 001, Sec. IV.E)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+import torch
+from torch import nn
+
+from app_pages.checkpoint_picker import load_with_data, pick_checkpoint
+from moa_core.analysis import generation
+from moa_core.checkpoint import CheckpointError
+from moa_core.data import Dataset, DatasetError
+from moa_core.lessons import lesson_text, lesson_title
+from moa_core.train.pretraining import PretrainSettings, run_pipeline
+from moa_core.ui_state import PIPELINE_RUN
+from moa_core.viz.generation import walk_figure
+from moa_core.viz.images import image_grid
+
+PREFIX = "exp_"
+PRIORS = f"{PREFIX}priors"  # run id → LatentPrior (MoA's is fitted to the data: do it once)
+SESSION, PICK = "This session's pipeline", "A saved run or an upload"
+QUICK = PretrainSettings(vae_epochs=10, manager_epochs=10, min_cluster_size=20)
+QUICK_EPOCHS = 5
+
+
+def session_model() -> tuple[str, nn.Module, Dataset] | None:
+    """The mixture the pipeline trained in this session, or a button that trains one on the
+    embedded digits (about a minute on a laptop CPU)."""
+    held = st.session_state.get(PIPELINE_RUN)
+    if held is None:
+        st.info(
+            "No pipeline has run in this session. Run it on the **Pretraining pipeline** "
+            "page, or train a quick one on the embedded digits here."
+        )
+        if not st.button("Run a quick pipeline on digits", key=f"{PREFIX}quick"):
+            return None
+        with st.status("Running the pretraining pipeline on digits…") as status:
+            held = run_pipeline("digits", QUICK, {"epochs": QUICK_EPOCHS}, status.write)
+            status.update(label="Pipeline finished", state="complete")
+        st.session_state[PIPELINE_RUN] = held
+    run = held.run
+    return f"session-{id(held)}", run.model, run.dataset
+
+
+def picked_model() -> tuple[str, nn.Module, Dataset] | None:
+    choice = pick_checkpoint(PREFIX, "run the Pretraining pipeline and press **Save as run**")
+    try:
+        checkpoint, data = load_with_data(choice.run_id, choice)
+    except (CheckpointError, DatasetError) as err:
+        st.error(str(err))
+        return None
+    return choice.run_id, checkpoint.model, data
+
+
+def prior_for(run_id: str, model: nn.Module, data: Dataset) -> generation.LatentPrior:
+    priors = st.session_state.setdefault(PRIORS, {})
+    if run_id not in priors:
+        priors.clear()
+        priors[run_id] = generation.latent_prior(model, data.x)
+    return priors[run_id]
+
+
+def scale_for(data: Dataset) -> int:
+    return max(1, 64 // data.x.shape[-1])
+
+
+def samples_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset) -> None:
+    c1, c2 = st.columns(2)
+    count = c1.slider("Samples per expert", 4, 16, 10, key=f"{PREFIX}count")
+    seed = c2.number_input("Seed", 0, 1_000_000, 0, key=f"{PREFIX}sample_seed")
+    rows = [
+        generation.expert_samples(model, prior, k, count, int(seed))
+        for k in range(len(prior.sizes))
+    ]
+    st.image(
+        image_grid(np.concatenate(rows), columns=count, scale=scale_for(data) // 2 or 1, gap=2),
+        caption="Row k: codes drawn from expert k's "
+        + ("fitted Gaussian" if prior.fitted else "prior N(0, I)")
+        + ", decoded by expert k (paper 001, Fig. 8).",
+    )
+
+
+def walk_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset) -> None:
+    k = len(prior.sizes)
+    c1, c2, c3 = st.columns(3)
+    expert = c1.selectbox(
+        "Expert", range(k), format_func=lambda e: f"expert {e + 1}", key=f"{PREFIX}walk_e"
+    )
+    dim = c2.selectbox(
+        "Latent dimension",
+        range(prior.sizes[expert]),
+        format_func=lambda d: f"z{d + 1}",
+        key=f"{PREFIX}walk_d",
+    )
+    value = c3.slider("z", -3.0, 3.0, 0.0, step=0.25, key=f"{PREFIX}walk_z")
+    values, images = generation.latent_walk(model, prior, expert, dim, steps=25)
+    scale = scale_for(data)
+    at = int(np.argmin(np.abs(values - value)))
+    left, right = st.columns([1, 2])
+    left.image(
+        image_grid(images[at : at + 1], scale=scale),
+        caption=f"expert {expert + 1}, z{dim + 1} = {values[at]:+.2f}"
+        + (" σ" if prior.fitted else ""),
+    )
+    right.plotly_chart(
+        walk_figure(images, values, f"Walk along z{dim + 1} of expert {expert + 1}", scale),
+        key=f"{PREFIX}walk_fig",
+    )
+
+
+def interpolation_view(model: nn.Module, data: Dataset) -> None:
+    k = len(generation.generative(model).expert_latent_sizes)
+    c1, c2, c3 = st.columns(3)
+    first = c1.number_input("First image (index)", 0, len(data) - 1, 0, key=f"{PREFIX}i_a")
+    second = c2.number_input(
+        "Second image (index)", 0, len(data) - 1, min(1, len(data) - 1), key=f"{PREFIX}i_b"
+    )
+    expert = c3.selectbox(
+        "Through expert", range(k), format_func=lambda e: f"expert {e + 1}", key=f"{PREFIX}i_e"
+    )
+    path = generation.interpolation(model, expert, data.x[int(first)], data.x[int(second)], 9)
+    ends = torch.stack([data.x[int(first)], data.x[int(second)]]).numpy()
+    scale = scale_for(data) // 2 or 1
+    st.image(
+        image_grid(np.concatenate([ends[:1], path, ends[1:]]), columns=11, scale=scale, gap=2),
+        caption="Left and right: the two images; between them, expert "
+        f"{expert + 1}'s decoding of the straight line between their codes.",
+    )
+
+
+def probe_view(model: nn.Module, data: Dataset) -> None:
+    images = generation.all_ones_probe(model, tuple(data.x.shape[1:]))
+    st.image(
+        image_grid(images, columns=len(images), scale=scale_for(data) // 2 or 1, gap=2),
+        caption="Left: an image with every pixel at 1; then its reconstruction by experts "
+        "1 … K. Each expert pulls the blank input towards its own cluster (paper 001, Fig. 7).",
+    )
+
+
+st.title("Experts & latent walks")
+with st.expander(lesson_title("experts")):
+    st.markdown(lesson_text("experts"))
+source = st.radio("Model", (SESSION, PICK), horizontal=True, key=f"{PREFIX}mode")
+chosen = session_model() if source == SESSION else picked_model()
+if chosen is None:
+    st.stop()
+run_id, model, data = chosen
+try:
+    prior = prior_for(run_id, model, data)
+except generation.NotGenerative as err:
+    st.error(str(err))
+    st.stop()
+st.caption(
+    f"{len(prior.sizes)} experts, latent sizes {', '.join(map(str, prior.sizes))}, "
+    f"on `{data.name}`."
+)
+samples, walk, between, probe = st.tabs(
+    ["Samples", "Latent walk", "Interpolation", "All-ones probe"]
+)
+with samples:
+    samples_view(model, prior, data)
+with walk:
+    walk_view(model, prior, data)
+with between:
+    interpolation_view(model, data)
+with probe:
+    probe_view(model, data)

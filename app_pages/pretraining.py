@@ -1,0 +1,324 @@
+"""Pretraining pipeline: paper 001's automatic set-up of a MoE-VAE, one step at a time, each
+decision drawn; or the recorded decisions of a saved MoE-VAE run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from app_pages.checkpoint_picker import load_with_data, pick_checkpoint
+from app_pages.job_panel import show_dataset_problem
+from moa_core import ui_state
+from moa_core.analysis.cluster_finder import umap_neighbors
+from moa_core.analysis.latent_size import CLUSTERING, RECONSTRUCTION
+from moa_core.checkpoint import CheckpointError, save_run
+from moa_core.data import DatasetError
+from moa_core.lessons import lesson_text, lesson_title
+from moa_core.models import ConfigError
+from moa_core.train import pretraining as steps
+from moa_core.train.pipeline_record import (
+    PipelineRecord,
+    RecordError,
+    build_record,
+    cluster_scores,
+    scatter_points,
+    true_classes,
+)
+from moa_core.train.pretraining import PipelineRun, PipelineStopped, PretrainSettings
+from moa_core.train.trainer import TrainEvent
+from moa_core.viz.pretraining import (
+    cluster_figure,
+    cluster_names,
+    confusion_figure,
+    explained_variance_figure,
+    paper_tables,
+)
+
+PREFIX = "pre_"
+RESULTS = f"{PREFIX}results"  # step name → (key, result), kept while its settings hold
+RUN_HERE, SAVED = "Run it here", "A saved run"
+
+
+def widgets() -> tuple[str, PretrainSettings, dict[str, Any]]:
+    """The dataset, the pretraining settings and the final training's settings."""
+    d = PretrainSettings()
+    datasets = ui_state.image_datasets()
+    with st.container(border=True):
+        c = st.columns(4)
+        spec = c[0].selectbox("Dataset", datasets, datasets.index("digits"), key=f"{PREFIX}data")
+        samples = c[1].number_input(
+            "Samples (0: all)", 0, 100_000, 0, step=500, key=f"{PREFIX}samples"
+        )
+        seed = c[2].number_input("Seed", 0, 1_000_000, 0, key=f"{PREFIX}seed")
+        filters = c[3].number_input("Filters of block 1", 1, 64, d.base_filters, key=f"{PREFIX}bf")
+        c = st.columns(4)
+        start = c[0].number_input("Large latent", 2, 256, d.start_latent, key=f"{PREFIX}start")
+        vae_epochs = c[1].number_input("VAE epochs", 1, 1000, d.vae_epochs, key=f"{PREFIX}vae_ep")
+        threshold = c[2].radio(
+            "Explained variance to keep",
+            (CLUSTERING, RECONSTRUCTION),
+            format_func=lambda t: f"{t:.0%} ({'clustering' if t < 0.95 else 'reconstruction'})",
+            key=f"{PREFIX}threshold",
+        )
+        mcs = c[3].number_input(
+            "HDBSCAN min cluster size (0: 5)",
+            0,
+            5000,
+            d.min_cluster_size,
+            key=f"{PREFIX}mcs",
+            help="HDBSCAN's default is 5 (the paper's setting). Larger values merge the small "
+            "dense islands a short-trained VAE leaves into whole classes.",
+        )
+        c = st.columns(4)
+        neighbors = c[0].number_input(
+            "UMAP neighbours (0: Eq. 10)",
+            0,
+            1000,
+            d.n_neighbors,
+            key=f"{PREFIX}nn",
+            help="0 uses max(N / 300, 100) (paper 001, Eq. 10).",
+        )
+        manager_epochs = c[1].number_input(
+            "Manager epochs", 1, 1000, d.manager_epochs, key=f"{PREFIX}man_ep"
+        )
+        final_epochs = c[2].number_input("MoE-VAE epochs", 1, 1000, 10, key=f"{PREFIX}final_ep")
+        alpha = c[3].number_input("α (sample entropy)", 0.0, 1000.0, 100.0, key=f"{PREFIX}alpha")
+    settings = PretrainSettings(
+        start_latent=int(start),
+        threshold=float(threshold),
+        vae_epochs=int(vae_epochs),
+        manager_epochs=int(manager_epochs),
+        base_filters=int(filters),
+        n_neighbors=int(neighbors),
+        min_cluster_size=int(mcs),
+        max_samples=int(samples),
+        seed=int(seed),
+    )
+    return spec, settings, {"epochs": int(final_epochs), "alpha": float(alpha)}
+
+
+def epoch_bar(text: str, epochs: int):
+    """A progress bar and the Trainer callback that moves it once per epoch."""
+    bar = st.progress(0.0, text=text)
+
+    def on_event(event: TrainEvent) -> None:
+        if event.kind == "epoch":
+            bar.progress(min(1.0, event.epoch / epochs), text=f"{text}: epoch {event.epoch}")
+
+    return bar, on_event
+
+
+def cached(step: str, key: tuple) -> Any | None:
+    held = st.session_state.setdefault(RESULTS, {}).get(step)
+    return held[1] if held and held[0] == key else None
+
+
+def keep(step: str, key: tuple, result: Any) -> None:
+    st.session_state.setdefault(RESULTS, {})[step] = (key, result)
+
+
+def run_step(step: str, key: tuple, label: str, epochs: int, work) -> Any | None:
+    """The step's cached result, or a button that computes it with a progress bar."""
+    result = cached(step, key)
+    if st.button(
+        label, key=f"{PREFIX}run_{step}", type="primary" if result is None else "secondary"
+    ):
+        bar, on_event = epoch_bar(label, epochs)
+        try:
+            with st.spinner(f"{label}…"):
+                result = work([on_event])
+        except (PipelineStopped, ConfigError, DatasetError) as err:
+            st.error(str(err))
+            return None
+        finally:
+            bar.empty()
+        keep(step, key, result)
+    return result
+
+
+def show_size(size: steps.SizeFinding) -> None:
+    st.plotly_chart(
+        explained_variance_figure(size.latent.cumulative, size.latent.size), key=f"{PREFIX}ev"
+    )
+    st.markdown(
+        f"The first **{size.latent.size}** principal components of the "
+        f"{size.codes.shape[1]}-dimensional codes explain "
+        f"{size.latent.threshold:.0%} of their variance: the VAE is retrained with a "
+        f"**{size.latent.size}**-dimensional latent ({size.seconds:.0f} s)."
+    )
+
+
+def show_clusters(size: steps.SizeFinding, search: steps.ClusterSearch) -> None:
+    truth = true_classes(size.dataset)
+    scores = cluster_scores(search.clusters, truth)
+    st.plotly_chart(
+        cluster_figure(np.asarray(scatter_points(search.clusters, truth)), search.clusters.k),
+        key=f"{PREFIX}umap",
+    )
+    c = st.columns(4)
+    c[0].metric("K found", scores["k_found"], help=f"{size.dataset.num_classes} true classes")
+    c[1].metric("Labelled (not noise)", f"{scores['labeled_fraction']:.0%}")
+    c[2].metric("ACC on the labelled", f"{scores['acc_labeled']:.3f}")
+    c[3].metric("GMM ACC, same K", f"{scores['gmm_acc']:.3f}")
+
+
+def show_record(record: PipelineRecord, final_acc: float | None) -> None:
+    """The manager's agreement and Tables II–IV (for a fresh run and a saved one alike)."""
+    k = record.k_found
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(
+        confusion_figure(
+            record.confusion_clusters,
+            cluster_names(k),
+            cluster_names(k),
+            f"Manager vs HDBSCAN labels (agreement {record.manager_agreement:.3f})",
+        ),
+        key=f"{PREFIX}conf_hdb",
+    )
+    c2.plotly_chart(
+        confusion_figure(
+            record.confusion_classes,
+            record.class_names,
+            cluster_names(k),
+            f"Manager vs true classes (ACC {record.manager_acc:.3f})",
+        ),
+        key=f"{PREFIX}conf_true",
+    )
+    st.markdown(
+        "Latent size per expert (the finder on each cluster's codes): "
+        + ", ".join(f"cluster {c + 1}: **{s}**" for c, s in enumerate(record.latent_sizes))
+    )
+    for title, rows in paper_tables(record, final_acc).items():
+        st.markdown(f"**{title}**")
+        st.dataframe(rows, hide_index=True)
+
+
+def run_here() -> None:
+    spec, settings, final = widgets()
+    if show_dataset_problem(spec):
+        st.stop()
+    st.subheader("1 · Latent size")
+    st.caption(
+        f"Train a VAE with {settings.start_latent} latent dimensions, then find how many "
+        "principal components of its codes carry the variance (paper 001, Fig. 4)."
+    )
+    size = run_step(
+        "size",
+        steps.step_key(spec, settings, "size"),
+        "Train the large VAE and find the size",
+        settings.vae_epochs,
+        lambda cb: steps.find_size(spec, settings, cb),
+    )
+    if size is None:
+        return
+    show_size(size)
+
+    st.subheader("2 · Number of clusters")
+    n = umap_neighbors(len(size.dataset))
+    st.caption(
+        f"Retrain at {size.latent.size} dimensions, UMAP the codes "
+        f"({settings.n_neighbors or n} neighbours), let HDBSCAN decide K and the noise."
+    )
+    search = run_step(
+        "clusters",
+        steps.step_key(spec, settings, "clusters"),
+        "Retrain the VAE and cluster",
+        settings.vae_epochs,
+        lambda cb: steps.search_clusters(spec, size, settings, cb),
+    )
+    if search is None:
+        return
+    show_clusters(size, search)
+
+    st.subheader("3 · Manager pretraining")
+    st.caption(
+        "Train the manager on the labelled samples only, with KL to HDBSCAN's soft labels; "
+        "find each cluster's own latent size."
+    )
+    manager = run_step(
+        "manager",
+        steps.step_key(spec, settings, "manager"),
+        "Pretrain the manager",
+        settings.manager_epochs,
+        lambda cb: steps.pretrain_manager(size, search, settings, cb),
+    )
+    if manager is None:
+        return
+    seconds = {"large_vae": size.seconds, **search.seconds, **manager.seconds}
+    record = build_record(
+        size.dataset, size.latent, search.clusters, manager.expert_sizes, manager.probs, seconds
+    )
+
+    st.subheader("4 · The MoE-VAE")
+    st.caption(
+        f"{record.k_found} VAE experts and the pretrained manager, trained on L = R + αS + βB "
+        "at lr 1e-4 (paper 001, Sec. IV.D)."
+    )
+    mixture_key = (steps.step_key(spec, settings, "manager"), tuple(sorted(final.items())))
+    mixture = run_step(
+        "mixture",
+        mixture_key,
+        "Train the MoE-VAE",
+        final["epochs"],
+        lambda cb: train_pipeline_mixture(spec, settings, manager, final, record, cb),
+    )
+    final_acc = mixture.run.result.metrics.get("acc") if mixture else None
+    if mixture is not None:
+        st.session_state[ui_state.PIPELINE_RUN] = mixture
+        metrics = mixture.run.result.metrics
+        c = st.columns(4)
+        for column, name in zip(c, ("acc", "nmi", "ari"), strict=False):
+            column.metric(f"final {name.upper()}", f"{metrics[name]:.3f}")
+        if c[3].button("Save as run", key=f"{PREFIX}save"):
+            path = save_run(mixture.run.model, mixture.run.config, mixture.checkpoint_meta())
+            st.success(f"Saved as `{path.stem}`: open it on the Experts & latent walks page.")
+    show_record(mixture.record if mixture else record, final_acc)
+
+
+def train_pipeline_mixture(
+    spec: str,
+    settings: PretrainSettings,
+    manager: steps.ManagerPretraining,
+    final: dict[str, Any],
+    record: PipelineRecord,
+    callbacks: list,
+) -> PipelineRun:
+    run = steps.train_mixture(spec, manager, settings, final, callbacks)
+    if run.result.status == "failed":
+        raise PipelineStopped(run.result.message)
+    record.seconds["mixture"] = round(run.result.seconds, 2)
+    return PipelineRun(run, record)
+
+
+def saved_run() -> None:
+    choice = pick_checkpoint(PREFIX, "run the pipeline here and press **Save as run**")
+    try:
+        checkpoint, _ = load_with_data(choice.run_id, choice)
+        raw = checkpoint.meta.get("pretraining")
+        if raw is None:
+            st.info(
+                f"This {checkpoint.config.model_type} run was trained without the pretraining "
+                "pipeline: there are no decisions to show."
+            )
+            return
+        record = PipelineRecord.from_dict(raw)
+    except (CheckpointError, DatasetError, RecordError) as err:
+        st.error(str(err))
+        return
+    st.plotly_chart(
+        explained_variance_figure(record.explained, record.latent_size), key=f"{PREFIX}ev"
+    )
+    st.plotly_chart(cluster_figure(np.asarray(record.points), record.k_found), key=f"{PREFIX}umap")
+    show_record(record, checkpoint.meta.get("metrics", {}).get("acc"))
+
+
+st.title("Pretraining pipeline")
+with st.expander(lesson_title("pretraining")):
+    st.markdown(lesson_text("pretraining"))
+source = st.radio("Source", (RUN_HERE, SAVED), horizontal=True, key=f"{PREFIX}mode")
+if source == RUN_HERE:
+    run_here()
+else:
+    saved_run()
