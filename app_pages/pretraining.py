@@ -11,7 +11,7 @@ import streamlit as st
 from app_pages.checkpoint_picker import load_with_data, pick_checkpoint
 from app_pages.job_panel import show_dataset_problem
 from moa_core import ui_state
-from moa_core.analysis.cluster_finder import umap_neighbors
+from moa_core.analysis.cluster_finder import SELECTIONS, umap_neighbors
 from moa_core.analysis.latent_size import CLUSTERING, RECONSTRUCTION
 from moa_core.checkpoint import CheckpointError, save_run
 from moa_core.data import DatasetError
@@ -63,15 +63,22 @@ def widgets() -> tuple[str, PretrainSettings, dict[str, Any]]:
             key=f"{PREFIX}threshold",
         )
         mcs = c[3].number_input(
-            "HDBSCAN min cluster size (0: 5)",
+            "HDBSCAN min cluster size (0: 2 % of N)",
             0,
             5000,
             d.min_cluster_size,
             key=f"{PREFIX}mcs",
-            help="HDBSCAN's default is 5 (the paper's setting). Larger values merge the small "
-            "dense islands a short-trained VAE leaves into whole classes.",
+            help="The paper keeps HDBSCAN's default of 5. After a short VAE training that "
+            "leaves hundreds of specks; 2 % of the samples keeps whole classes.",
         )
-        c = st.columns(4)
+        c = st.columns(5)
+        selection = c[4].radio(
+            "HDBSCAN selection",
+            SELECTIONS,
+            key=f"{PREFIX}selection",
+            help="leaf: the finest dense clusters; eom (the paper's default): the most stable, "
+            "which merges touching classes when the VAE has trained only briefly.",
+        )
         neighbors = c[0].number_input(
             "UMAP neighbours (0: Eq. 10)",
             0,
@@ -93,6 +100,7 @@ def widgets() -> tuple[str, PretrainSettings, dict[str, Any]]:
         base_filters=int(filters),
         n_neighbors=int(neighbors),
         min_cluster_size=int(mcs),
+        cluster_selection=str(selection),
         max_samples=int(samples),
         seed=int(seed),
     )

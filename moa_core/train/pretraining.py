@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moa_core.analysis.cluster_finder import ClusterFinding, find_clusters
+from moa_core.analysis.cluster_finder import SELECTIONS, ClusterFinding, find_clusters
 from moa_core.analysis.latent_size import CLUSTERING, LatentSize, find_latent_size
 from moa_core.analysis.outputs import collect_outputs
 from moa_core.data import Dataset
@@ -55,7 +55,8 @@ class PretrainSettings:
     batch_size: int = 100
     base_filters: int = 8
     n_neighbors: int = 0  # 0: Eq. 10
-    min_cluster_size: int = 0  # 0: HDBSCAN's default
+    min_cluster_size: int = 0  # 0: 2 % of the samples (see `find_clusters`)
+    cluster_selection: str = "leaf"  # HDBSCAN's; the paper's default is "eom"
     max_samples: int = 0
     seed: int = 0
     device: str = "auto"
@@ -69,6 +70,8 @@ class PretrainSettings:
             raise ConfigError("pretraining: threshold must be in (0, 1]")
         if min(self.n_neighbors, self.min_cluster_size, self.max_samples) < 0:
             raise ConfigError("pretraining: n_neighbors, min_cluster_size, max_samples ≥ 0")
+        if self.cluster_selection not in SELECTIONS:
+            raise ConfigError(f"pretraining: cluster_selection is one of {', '.join(SELECTIONS)}")
 
     @classmethod
     def take(cls, overrides: dict[str, Any]) -> tuple[PretrainSettings, dict[str, Any]]:
@@ -92,7 +95,7 @@ _STEP_FIELDS = {
         "start_latent", "threshold", "vae_epochs", "vae_lr", "batch_size", "base_filters",
         "max_samples", "seed", "device",
     ),
-    "clusters": ("n_neighbors", "min_cluster_size"),
+    "clusters": ("n_neighbors", "min_cluster_size", "cluster_selection"),
     "manager": ("manager_epochs", "manager_lr"),
 }  # fmt: skip
 
@@ -193,7 +196,13 @@ def search_clusters(
     start = time.perf_counter()
     _, codes = vae_codes(spec, size.latent.size, settings, callbacks)
     trained = time.perf_counter()
-    clusters = find_clusters(codes, settings.n_neighbors, settings.min_cluster_size, settings.seed)
+    clusters = find_clusters(
+        codes,
+        settings.n_neighbors,
+        settings.min_cluster_size,
+        settings.seed,
+        selection=settings.cluster_selection,
+    )
     seconds = {"retrained_vae": round(trained - start, 2), "clusters": _since(trained)}
     return ClusterSearch(codes, clusters, seconds)
 
