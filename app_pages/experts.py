@@ -13,7 +13,7 @@ from moa_core.analysis import generation
 from moa_core.checkpoint import CheckpointError
 from moa_core.data import Dataset, DatasetError
 from moa_core.lessons import lesson_text, lesson_title
-from moa_core.train.pretraining import PretrainSettings, run_pipeline
+from moa_core.train.pretraining import PipelineStopped, PretrainSettings, run_pipeline
 from moa_core.ui_state import PIPELINE_RUN
 from moa_core.viz.generation import walk_figure
 from moa_core.viz.images import image_grid
@@ -37,7 +37,11 @@ def session_model() -> tuple[str, nn.Module, Dataset] | None:
         if not st.button("Run a quick pipeline on digits", key=f"{PREFIX}quick"):
             return None
         with st.status("Running the pretraining pipeline on digits…") as status:
-            held = run_pipeline("digits", QUICK, {"epochs": QUICK_EPOCHS}, status.write)
+            try:
+                held = run_pipeline("digits", QUICK, {"epochs": QUICK_EPOCHS}, status.write)
+            except PipelineStopped as err:
+                status.update(label=f"Pipeline stopped: {err}", state="error")
+                return None
             status.update(label="Pipeline finished", state="complete")
         st.session_state[PIPELINE_RUN] = held
     run = held.run

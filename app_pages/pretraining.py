@@ -21,7 +21,6 @@ from moa_core.train import pretraining as steps
 from moa_core.train.pipeline_record import (
     PipelineRecord,
     RecordError,
-    build_record,
     cluster_scores,
     scatter_points,
     true_classes,
@@ -254,10 +253,7 @@ def run_here() -> None:
     )
     if manager is None:
         return
-    seconds = {"large_vae": size.seconds, **search.seconds, **manager.seconds}
-    record = build_record(
-        size.dataset, size.latent, search.clusters, manager.expert_sizes, manager.probs, seconds
-    )
+    record = steps.record_of(size, search, manager)
 
     st.subheader("4 · The MoE-VAE")
     st.caption(

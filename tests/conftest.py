@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from browser_support import CHROMIUM, CHROMIUM_FLAGS
-from tiny import TINY_MODEL, TINY_ROUTING
+from tiny import TINY_MODEL, TINY_PIPELINE, TINY_ROUTING
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +76,22 @@ def page(browser, app_url: str) -> Iterator:
     tab.set_default_timeout(60_000)
     yield tab
     context.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline():
+    """A finished `run_pipeline` on 300 digits (a `PipelineRun`: the mixture and its record)."""
+    from moa_core.train.pretraining import PretrainSettings, run_pipeline
+
+    return run_pipeline("digits", PretrainSettings(**TINY_PIPELINE), {"epochs": 1})
+
+
+@pytest.fixture(scope="session")
+def pipeline_run_dir(tiny_pipeline, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run registry holding the tiny pipeline's MoE-VAE, saved with its record."""
+    from moa_core.checkpoint import save_run
+
+    directory = tmp_path_factory.mktemp("pipeline_runs")
+    run = tiny_pipeline.run
+    save_run(run.model, run.config, tiny_pipeline.checkpoint_meta(), directory)
+    return directory

@@ -284,3 +284,120 @@ def test_console_script_trains_in_a_real_process(tmp_path: Path) -> None:
     code, out, err = _run(["eval", str(target), "--device", "cpu"])
     assert (code, err) == (0, "")
     assert json.loads(out)["nmi"] == result["nmi"]
+
+
+# --- moe_vae: the pretraining pipeline first (paper 001) --------------------------------
+
+PIPELINE_KEYS = {"k_found", "labeled_fraction", "acc_labeled", "manager_acc", "manager_nmi"}
+TINY_PIPELINE = [
+    "max_samples=300",
+    "vae_epochs=2",
+    "manager_epochs=2",
+    "start_latent=20",
+    "base_filters=4",
+    "n_neighbors=15",
+    "min_cluster_size=10",
+    "device=cpu",
+]
+
+
+@pytest.mark.slow
+def test_train_moe_vae_runs_the_pipeline_and_keeps_its_record(isolated: Path) -> None:
+    from moa_core.checkpoint import load_checkpoint
+    from moa_core.train.pipeline_record import PipelineRecord
+
+    code, out, err = _run(
+        ["train", "moe_vae", "--dataset", "digits", "--epochs", "1", "--set", *TINY_PIPELINE]
+    )
+    assert code == 0, err
+    # Each step's name goes to stderr as it starts; stdout is the one JSON line.
+    steps = err.splitlines()
+    assert [line[:3] for line in steps] == ["1/4", "2/4", "3/4", "4/4"], err
+    assert "20 latent dimensions" in steps[0]
+    lines = out.splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert set(result) == TRAIN_KEYS | PIPELINE_KEYS | {"latent_sizes"}
+    assert result["model"] == "moe_vae" and result["epochs"] == 1
+    k = result["k_found"]
+    assert isinstance(k, int) and k >= 1 and len(result["latent_sizes"]) == k
+    assert all(isinstance(s, int) and 1 <= s <= 20 for s in result["latent_sizes"])
+    assert 0.0 < result["labeled_fraction"] <= 1.0
+    for key in ("acc_labeled", "manager_acc", "manager_nmi"):
+        assert 0.0 <= result[key] <= 1.0, key
+
+    path = Path(result["checkpoint"])
+    assert path.parent == isolated
+    loaded = load_checkpoint(path)
+    record = PipelineRecord.from_dict(loaded.meta["pretraining"])
+    assert record.summary() == {key: result[key] for key in [*PIPELINE_KEYS, "latent_sizes"]}
+    assert record.dataset == "digits" and record.samples == 300
+    assert record.k_found == loaded.config.num_clusters == k
+    assert list(loaded.config.expert_latent_sizes) == result["latent_sizes"]
+    assert len(record.explained) == 20 and record.threshold == 0.9
+    assert set(record.seconds) == {
+        "large_vae",
+        "retrained_vae",
+        "clusters",
+        "latent_sizes",
+        "manager",
+        "mixture",
+    }
+    assert result["seconds"] == pytest.approx(sum(record.seconds.values()), abs=0.02)
+    train = loaded.meta["train"]
+    assert train["lr"] == 1e-4 and train["max_samples"] == 300 and train["epochs"] == 1
+    # The saved run is scored again on the same 300 samples.
+    code, out, err = _run(["eval", str(path), "--device", "cpu"])
+    assert (code, err) == (0, "")
+    assert json.loads(out)["nmi"] == result["nmi"]
+
+
+@pytest.mark.slow
+def test_train_moe_vae_without_pretraining_uses_a_fixed_k() -> None:
+    code, out, err = _run(
+        ["train", "moe_vae", "--dataset", "digits", "--epochs", "1", "--device", "cpu"]
+        + ["--set", "pretrain=false", "num_clusters=3", "max_samples=300", "base_filters=4"]
+        + ["latent_sizes=[4]"]
+    )
+    assert (code, err) == (0, ""), err
+    result = json.loads(out)
+    assert set(result) == TRAIN_KEYS  # no "k_found": nothing was pretrained
+    assert result["clusters_used"] <= 3
+    config, meta = read_metadata(Path(result["checkpoint"]))
+    assert config["num_clusters"] == 3 and "pretraining" not in meta
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["pretrain=maybe"], ["pretrain must be true or false", "maybe"]),
+        (["pretrain=1"], ["pretrain must be true or false"]),
+        (["vae_epochs=0"], ["vae_epochs"]),
+        (["threshold=2"], ["threshold"]),
+        (["cluster_selection=best"], ["cluster_selection"]),
+        (["min_cluster_size=-1"], ["min_cluster_size"]),
+        (["pretrain=false", "vae_epochs=2"], ["vae_epochs"]),  # no pretraining to set
+    ],
+)
+def test_bad_pipeline_settings_are_one_line_and_exit_2(
+    extra: list[str], needles: list[str]
+) -> None:
+    argv = ["train", "moe_vae", "--dataset", "digits", "--device", "cpu", "--set", *extra]
+    _assert_one_line_error(*_run(argv), *needles)
+
+
+def test_pretrain_is_not_a_key_of_other_families() -> None:
+    _assert_one_line_error(*_run([*TRAIN, "--set", *TINY_SET, "pretrain=false"]), "pretrain")
+
+
+def test_a_bad_final_setting_fails_before_the_pretraining(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moa_core.train import pretraining
+
+    def started(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the pretraining started with a setting the MoE-VAE rejects")
+
+    monkeypatch.setattr(pretraining, "find_size", started)
+    argv = ["train", "moe_vae", "--dataset", "digits", "--set", *TINY_PIPELINE, "no_such_key=1"]
+    _assert_one_line_error(*_run(argv), "no_such_key")

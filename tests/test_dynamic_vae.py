@@ -132,7 +132,8 @@ def test_hdbscan_finds_the_number_of_separated_groups_itself() -> None:
     rng = np.random.default_rng(0)
     centres = rng.normal(scale=10.0, size=(4, 10))
     codes = np.concatenate([c + rng.normal(size=(150, 10)) for c in centres])
-    found = find_clusters(codes, n_neighbors=30)
+    # The paper's HDBSCAN (eom, size 5); the default leaf selection splits Gaussian blobs.
+    found = find_clusters(codes, n_neighbors=30, min_cluster_size=5, selection="eom")
     assert found.k == 4 and found.labeled_fraction > 0.9
     np.testing.assert_allclose(found.soft.sum(1), 1.0)
     truth = np.repeat(np.arange(4), 150)
@@ -142,35 +143,74 @@ def test_hdbscan_finds_the_number_of_separated_groups_itself() -> None:
 
 @pytest.mark.slow
 def test_the_pretraining_pipeline_runs_end_to_end_on_a_small_subset() -> None:
-    from moa_core.train.pretraining import PretrainSettings, pretrain, train_mixture
+    from moa_core.train.pipeline_record import PipelineRecord
+    from moa_core.train.pretraining import (
+        PretrainSettings,
+        find_size,
+        pretrain_manager,
+        record_of,
+        search_clusters,
+        step_key,
+        train_mixture,
+    )
+    from moa_core.train.run import prepare
 
     settings = PretrainSettings(
         start_latent=20, vae_epochs=2, manager_epochs=3, base_filters=4, max_samples=300,
         n_neighbors=15, min_cluster_size=10, device="cpu",
     )  # fmt: skip
-    steps: list[str] = []
-    result = pretrain("digits", settings, steps.append)
-    assert [s[:3] for s in steps] == ["1/6", "2/6", "3/6", "4/6", "5/6"]
-    k = result.clusters.k
-    assert k >= 1 and len(result.expert_sizes) == k == result.model_config.num_clusters
-    assert 1 <= result.latent.size <= 20 and all(1 <= s <= 20 for s in result.expert_sizes)
-    assert result.manager_probs.shape == (300, k)
-    np.testing.assert_allclose(result.manager_probs.sum(1), 1.0, rtol=1e-5)
-    run = train_mixture("digits", result, settings, epochs=1)
-    assert run.result.status == "finished"
-    # The mixture starts from the pretrained manager (its experts from their seeded init).
-    from moa_core.train.run import prepare
+    epochs: list[int] = []
+    size = find_size("digits", settings, [lambda e: epochs.append(e.epoch)])
+    assert sorted(set(epochs)) == [1, 2]  # the step's callbacks hear the VAE's training
+    assert size.codes.shape == (300, 20) and len(size.dataset) == 300
+    assert 1 <= size.latent.size <= 20 and size.latent.threshold == settings.threshold
+    assert size.latent.cumulative[size.latent.size - 1] >= settings.threshold - 1e-9
 
-    overrides = {"num_clusters": k, "latent_sizes": list(result.expert_sizes), "base_filters": 4}
-    model, *_ = prepare("moe_vae", "digits", overrides, result.manager_state)
-    for name, value in result.manager_state.items():
+    search = search_clusters("digits", size, settings)
+    assert search.codes.shape == (300, size.latent.size)  # the VAE retrained at that size
+    k = search.clusters.k
+    assert k >= 1 and search.clusters.embedding.shape == (300, 2)
+    assert search.clusters.soft.shape == (300, k)
+    np.testing.assert_allclose(search.clusters.soft.sum(1), 1.0, rtol=1e-6)
+    assert set(search.seconds) == {"retrained_vae", "clusters"}
+
+    manager = pretrain_manager(size, search, settings)
+    assert len(manager.expert_sizes) == k == manager.model_config.num_clusters
+    assert all(1 <= s <= 20 for s in manager.expert_sizes)
+    assert manager.probs.shape == (300, k)
+    np.testing.assert_allclose(manager.probs.sum(1), 1.0, rtol=1e-5)
+    assert set(manager.seconds) == {"latent_sizes", "manager"}
+
+    run = train_mixture("digits", manager, settings, {"epochs": 1})
+    assert run.result.status == "finished" and run.result.epochs_done == 1
+    assert run.config.num_clusters == k and run.config.latent_sizes == manager.expert_sizes
+    assert run.train_config.lr == 1e-4 and run.train_config.max_samples == 300
+    # The mixture starts from the pretrained manager (its experts from their seeded init).
+    overrides = {"num_clusters": k, "latent_sizes": list(manager.expert_sizes), "base_filters": 4}
+    model, *_ = prepare("moe_vae", "digits", overrides, manager.state)
+    for name, value in manager.state.items():
         torch.testing.assert_close(model.state_dict()[name], value)
     with pytest.raises(ConfigError, match="does not have"):
         prepare("moe_vae", "digits", overrides, {"manager.nope": torch.zeros(1)})
-    assert set(result.seconds) == {
+
+    record = record_of(size, search, manager)
+    assert set(record.seconds) == {
         "large_vae",
         "retrained_vae",
         "clusters",
         "latent_sizes",
         "manager",
     }
+    assert (
+        record.k_found == k
+        and record.samples == 300
+        and record.latent_sizes == list(manager.expert_sizes)
+    )
+    assert PipelineRecord.from_dict(record.to_dict()) == record
+
+    # What a page may keep: the clusters' settings change the "clusters" key, not the "size"
+    # one, so the large VAE is not retrained when only HDBSCAN's settings move.
+    moved = PretrainSettings(**{**settings.__dict__, "min_cluster_size": 20})
+    assert step_key("digits", moved, "size") == step_key("digits", settings, "size")
+    assert step_key("digits", moved, "clusters") != step_key("digits", settings, "clusters")
+    assert step_key("digits", moved, "manager") != step_key("digits", settings, "manager")

@@ -31,15 +31,17 @@ from moa_core.analysis.outputs import collect_outputs
 from moa_core.data import Dataset
 from moa_core.device import resolve_device
 from moa_core.models import ConfigError, build_model, config_class
+from moa_core.models.base import coerce_value
 from moa_core.models.moe_vae import MoEVAEConfig
 from moa_core.train.control import TrainingControl
 from moa_core.train.pipeline_record import PipelineRecord, build_record
-from moa_core.train.run import TrainedRun, train_model
+from moa_core.train.run import TrainedRun, prepare, train_model
 from moa_core.train.trainer import Callback, TrainEvent
 
 Progress = Callable[[str], None]
 PIPELINE_MODELS = (MoEVAEConfig.model_type,)  # the families `moa train` pretrains first
 FINAL_LR = 1e-4  # paper 001, Sec. IV.D
+FOUND_KEYS = {"num_clusters", "latent_sizes"}  # what the pretraining decides
 
 
 @dataclass(frozen=True)
@@ -77,14 +79,20 @@ class PretrainSettings:
     def take(cls, overrides: dict[str, Any]) -> tuple[PretrainSettings, dict[str, Any]]:
         """Split `--set` style overrides into these settings and the rest (the final model's);
         the run-wide keys (samples, seed, device) go to both."""
-        names = {f.name for f in fields(cls)}
+        defaults = {f.name: f.default for f in fields(cls)}
         shared = {"max_samples", "seed", "device", "batch_size"}
-        mine = {k: v for k, v in overrides.items() if k in names}
-        rest = {k: v for k, v in overrides.items() if k not in names or k in shared}
-        try:
-            return cls(**mine), rest
-        except TypeError as err:
-            raise ConfigError(f"pretraining: {err}") from None
+        mine = {
+            k: coerce_value("pretraining", k, v, type(defaults[k]))
+            for k, v in overrides.items()
+            if k in defaults
+        }
+        rest = {k: v for k, v in overrides.items() if k not in defaults or k in shared}
+        found = sorted(FOUND_KEYS & rest.keys())
+        if found:
+            raise ConfigError(
+                f"pretraining finds {' and '.join(found)} itself; pass pretrain=false to set them"
+            )
+        return cls(**mine), rest
 
 
 # What each step's result depends on, on top of the steps before it: a page keeps a step's
@@ -315,6 +323,16 @@ def train_mixture(
     return train_model("moe_vae", spec, merged, callbacks, control, initial_state=manager.state)
 
 
+def record_of(
+    size: SizeFinding, search: ClusterSearch, manager: ManagerPretraining
+) -> PipelineRecord:
+    """The pretraining's decisions, scored against the true labels, with each step's time."""
+    seconds = {"large_vae": size.seconds, **search.seconds, **manager.seconds}
+    return build_record(
+        size.dataset, size.latent, search.clusters, manager.expert_sizes, manager.probs, seconds
+    )
+
+
 @dataclass
 class PipelineRun:
     """A finished pipeline: the trained mixture and the record of every decision."""
@@ -332,8 +350,10 @@ def run_pipeline(
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> PipelineRun:
-    """All steps on `spec`; `progress` hears each step's name as it starts."""
+    """All steps on `spec`; `progress` hears each step's name as it starts. The final model's
+    settings are checked first, so a typo fails before minutes of pretraining."""
     say = progress or (lambda _: None)
+    prepare("moe_vae", spec, {**(overrides or {}), "max_samples": 2})
     say(f"1/4 training a VAE with {settings.start_latent} latent dimensions; PCA of its codes")
     size = find_size(spec, settings)
     say(f"2/4 retraining the VAE with {size.latent.size} dimensions; UMAP and HDBSCAN")
@@ -345,11 +365,8 @@ def run_pipeline(
     run = train_mixture(spec, manager, settings, overrides)
     if run.result.status == "failed":
         raise PipelineStopped(run.result.message)
-    seconds = {"large_vae": size.seconds, **search.seconds, **manager.seconds}
-    seconds["mixture"] = _since(start)
-    record = build_record(
-        size.dataset, size.latent, search.clusters, manager.expert_sizes, manager.probs, seconds
-    )
+    record = record_of(size, search, manager)
+    record.seconds["mixture"] = _since(start)
     return PipelineRun(run, record)
 
 
