@@ -8,12 +8,10 @@ import streamlit as st
 import torch
 from torch import nn
 
-from app_pages.checkpoint_picker import load_with_data, pick_checkpoint
+from app_pages.checkpoint_picker import pick_image_run
 from moa_core.analysis import generation
-from moa_core.checkpoint import CheckpointError
-from moa_core.data import Dataset, DatasetError
+from moa_core.data import Dataset
 from moa_core.lessons import lesson_text, lesson_title
-from moa_core.train.pretraining import PipelineStopped, PretrainSettings, run_pipeline
 from moa_core.ui_state import PIPELINE_RUN
 from moa_core.viz.generation import walk_figure
 from moa_core.viz.images import image_grid
@@ -21,40 +19,24 @@ from moa_core.viz.images import image_grid
 PREFIX = "exp_"
 PRIORS = f"{PREFIX}priors"  # run id → LatentPrior (MoA's is fitted to the data: do it once)
 SESSION, PICK = "This session's pipeline", "A saved run or an upload"
-QUICK = PretrainSettings(vae_epochs=10, manager_epochs=10, min_cluster_size=20)
-QUICK_EPOCHS = 5
 
 
 def session_model() -> tuple[str, nn.Module, Dataset] | None:
-    """The mixture the pipeline trained in this session, or a button that trains one on the
-    embedded digits (about a minute on a laptop CPU)."""
+    """The mixture the Pretraining pipeline page trained in this session."""
     held = st.session_state.get(PIPELINE_RUN)
     if held is None:
         st.info(
-            "No pipeline has run in this session. Run it on the **Pretraining pipeline** "
-            "page, or train a quick one on the embedded digits here."
+            "No pipeline has run in this session: run it on the **Pretraining pipeline** page "
+            "(the embedded digits need no files), or pick a saved run."
         )
-        if not st.button("Run a quick pipeline on digits", key=f"{PREFIX}quick"):
-            return None
-        with st.status("Running the pretraining pipeline on digits…") as status:
-            try:
-                held = run_pipeline("digits", QUICK, {"epochs": QUICK_EPOCHS}, status.write)
-            except PipelineStopped as err:
-                status.update(label=f"Pipeline stopped: {err}", state="error")
-                return None
-            status.update(label="Pipeline finished", state="complete")
-        st.session_state[PIPELINE_RUN] = held
-    run = held.run
-    return f"session-{id(held)}", run.model, run.dataset
-
-
-def picked_model() -> tuple[str, nn.Module, Dataset] | None:
-    choice = pick_checkpoint(PREFIX, "run the Pretraining pipeline and press **Save as run**")
-    try:
-        checkpoint, data = load_with_data(choice.run_id, choice)
-    except (CheckpointError, DatasetError) as err:
-        st.error(str(err))
         return None
+    return f"session-{id(held)}", held.run.model, held.run.dataset
+
+
+def picked_model() -> tuple[str, nn.Module, Dataset]:
+    choice, checkpoint, data = pick_image_run(
+        PREFIX, "run the Pretraining pipeline and press **Save as run**"
+    )
     return choice.run_id, checkpoint.model, data
 
 

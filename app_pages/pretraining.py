@@ -7,26 +7,19 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
+import torch
 
-from app_pages.checkpoint_picker import load_with_data, pick_checkpoint
+from app_pages.checkpoint_picker import pick_checkpoint
 from app_pages.job_panel import show_dataset_problem
 from moa_core import ui_state
 from moa_core.analysis.cluster_finder import SELECTIONS, umap_neighbors
 from moa_core.analysis.latent_size import CLUSTERING, RECONSTRUCTION
 from moa_core.checkpoint import CheckpointError, save_run
-from moa_core.data import DatasetError
 from moa_core.lessons import lesson_text, lesson_title
-from moa_core.models import ConfigError
 from moa_core.train import pretraining as steps
-from moa_core.train.pipeline_record import (
-    PipelineRecord,
-    RecordError,
-    cluster_scores,
-    scatter_points,
-    true_classes,
-)
-from moa_core.train.pretraining import PipelineRun, PipelineStopped, PretrainSettings
-from moa_core.train.trainer import TrainEvent
+from moa_core.train.jobs import Job, JobSpec, Work, job_manager
+from moa_core.train.pipeline_record import PipelineRecord, RecordError
+from moa_core.train.pretraining import PipelineRun, PretrainSettings
 from moa_core.viz.pretraining import (
     cluster_figure,
     cluster_names,
@@ -37,6 +30,9 @@ from moa_core.viz.pretraining import (
 
 PREFIX = "pre_"
 RESULTS = f"{PREFIX}results"  # step name → (key, result), kept while its settings hold
+JOBS = f"{PREFIX}jobs"  # step name → (key, job id) while its job runs
+STEP_ORDER = ("size", "clusters", "manager", "mixture")
+POLL_SECONDS = 1.0
 RUN_HERE, SAVED = "Run it here", "A saved run"
 
 
@@ -106,42 +102,60 @@ def widgets() -> tuple[str, PretrainSettings, dict[str, Any]]:
     return spec, settings, {"epochs": int(final_epochs), "alpha": float(alpha)}
 
 
-def epoch_bar(text: str, epochs: int):
-    """A progress bar and the Trainer callback that moves it once per epoch."""
-    bar = st.progress(0.0, text=text)
-
-    def on_event(event: TrainEvent) -> None:
-        if event.kind == "epoch":
-            bar.progress(min(1.0, event.epoch / epochs), text=f"{text}: epoch {event.epoch}")
-
-    return bar, on_event
-
-
 def cached(step: str, key: tuple) -> Any | None:
     held = st.session_state.setdefault(RESULTS, {}).get(step)
     return held[1] if held and held[0] == key else None
 
 
 def keep(step: str, key: tuple, result: Any) -> None:
-    st.session_state.setdefault(RESULTS, {})[step] = (key, result)
+    """Store a step's result and forget every later step's: they were built on the old one."""
+    results = st.session_state.setdefault(RESULTS, {})
+    results[step] = (key, result)
+    for later in STEP_ORDER[STEP_ORDER.index(step) + 1 :]:
+        results.pop(later, None)
 
 
-def run_step(step: str, key: tuple, label: str, epochs: int, work) -> Any | None:
-    """The step's cached result, or a button that computes it with a progress bar."""
+@st.fragment(run_every=POLL_SECONDS)
+def watch(job: Job, label: str, epochs: int) -> None:
+    """The running step's progress and a Stop button; a full rerun once it is done."""
+    if job.done:
+        st.rerun()
+    done = len(job.state.view()["epochs"])
+    position = job_manager().queue_position(job)
+    if position:
+        text = f"{label}: waiting, number {position} in the queue"
+    elif done < epochs:
+        text = f"{label}: epoch {done + 1} of {epochs}"
+    else:
+        text = f"{label}: finishing"
+    st.progress(min(1.0, done / epochs), text=text)
+    if st.button("Stop", key=f"{PREFIX}stop_{job.id}"):
+        job_manager().cancel(job)
+
+
+def run_step(step: str, key: tuple, label: str, epochs: int, work: Work) -> Any | None:
+    """The step's result for these settings, if there is one; else a button that submits the
+    work as a job (trained in a worker thread) and a progress bar while it runs."""
     result = cached(step, key)
-    if st.button(
-        label, key=f"{PREFIX}run_{step}", type="primary" if result is None else "secondary"
-    ):
-        bar, on_event = epoch_bar(label, epochs)
-        try:
-            with st.spinner(f"{label}…"):
-                result = work([on_event])
-        except (PipelineStopped, ConfigError, DatasetError) as err:
-            st.error(str(err))
+    jobs = st.session_state.setdefault(JOBS, {})
+    if step in jobs:
+        held_key, job_id = jobs[step]
+        job = job_manager().jobs.get(job_id)
+        if job is not None and held_key == key and not job.done:
+            watch(job, label, epochs)
             return None
-        finally:
-            bar.empty()
-        keep(step, key, result)
+        del jobs[step]
+        if job is not None and held_key != key:
+            job_manager().cancel(job)  # the settings changed under it
+        elif job is not None and job.status == "finished":
+            keep(step, key, job.state.result)
+            result = job.state.result
+        elif job is not None:
+            st.error(f"{label}: {job.state.message or job.status}")
+    primary = "primary" if result is None else "secondary"
+    if st.button(label, key=f"{PREFIX}run_{step}", type=primary):
+        jobs[step] = (key, job_manager().submit(JobSpec(label=label, work=work)).id)
+        st.rerun()
     return result
 
 
@@ -158,10 +172,9 @@ def show_size(size: steps.SizeFinding) -> None:
 
 
 def show_clusters(size: steps.SizeFinding, search: steps.ClusterSearch) -> None:
-    truth = true_classes(size.dataset)
-    scores = cluster_scores(search.clusters, truth)
+    scores = search.summary.scores
     st.plotly_chart(
-        cluster_figure(np.asarray(scatter_points(search.clusters, truth)), search.clusters.k),
+        cluster_figure(np.asarray(search.summary.points), search.clusters.k),
         key=f"{PREFIX}umap",
     )
     c = st.columns(4)
@@ -216,7 +229,7 @@ def run_here() -> None:
         steps.step_key(spec, settings, "size"),
         "Train the large VAE and find the size",
         settings.vae_epochs,
-        lambda cb: steps.find_size(spec, settings, cb),
+        lambda on_event, control: steps.find_size(spec, settings, [on_event], control),
     )
     if size is None:
         return
@@ -228,12 +241,15 @@ def run_here() -> None:
         f"Retrain at {size.latent.size} dimensions, UMAP the codes "
         f"({settings.n_neighbors or n} neighbours), let HDBSCAN decide K and the noise."
     )
+    reuse = retrained_for(steps.step_key(spec, settings, "size"))
     search = run_step(
         "clusters",
         steps.step_key(spec, settings, "clusters"),
-        "Retrain the VAE and cluster",
-        settings.vae_epochs,
-        lambda cb: steps.search_clusters(spec, size, settings, cb),
+        "Cluster the retrained VAE's codes" if reuse else "Retrain the VAE and cluster",
+        1 if reuse else settings.vae_epochs,
+        lambda on_event, control: steps.search_clusters(
+            spec, size, settings, [on_event], control, reuse
+        ),
     )
     if search is None:
         return
@@ -249,11 +265,13 @@ def run_here() -> None:
         steps.step_key(spec, settings, "manager"),
         "Pretrain the manager",
         settings.manager_epochs,
-        lambda cb: steps.pretrain_manager(size, search, settings, cb),
+        lambda on_event, control: steps.pretrain_manager(
+            size, search, settings, [on_event], control
+        ),
     )
     if manager is None:
         return
-    record = steps.record_of(size, search, manager)
+    record = manager.record
 
     st.subheader("4 · The MoE-VAE")
     st.caption(
@@ -266,7 +284,9 @@ def run_here() -> None:
         mixture_key,
         "Train the MoE-VAE",
         final["epochs"],
-        lambda cb: train_pipeline_mixture(spec, settings, manager, final, record, cb),
+        lambda on_event, control: steps.train_mixture(
+            spec, manager, settings, final, [on_event], control
+        ),
     )
     final_acc = mixture.run.result.metrics.get("acc") if mixture else None
     if mixture is not None:
@@ -276,30 +296,30 @@ def run_here() -> None:
         for column, name in zip(c, ("acc", "nmi", "ari"), strict=False):
             column.metric(f"final {name.upper()}", f"{metrics[name]:.3f}")
         if c[3].button("Save as run", key=f"{PREFIX}save"):
-            path = save_run(mixture.run.model, mixture.run.config, mixture.checkpoint_meta())
-            st.success(f"Saved as `{path.stem}`: open it on the Experts & latent walks page.")
+            save(mixture)
     show_record(mixture.record if mixture else record, final_acc)
 
 
-def train_pipeline_mixture(
-    spec: str,
-    settings: PretrainSettings,
-    manager: steps.ManagerPretraining,
-    final: dict[str, Any],
-    record: PipelineRecord,
-    callbacks: list,
-) -> PipelineRun:
-    run = steps.train_mixture(spec, manager, settings, final, callbacks)
-    if run.result.status == "failed":
-        raise PipelineStopped(run.result.message)
-    record.seconds["mixture"] = round(run.result.seconds, 2)
-    return PipelineRun(run, record)
+def retrained_for(size_key: tuple) -> steps.ClusterSearch | None:
+    """The last search, when its VAE was retrained under the same size-step settings: only the
+    UMAP or HDBSCAN settings changed, so its codes are clustered again without retraining."""
+    held = st.session_state.setdefault(RESULTS, {}).get("clusters")
+    return held[1] if held and held[0][: len(size_key)] == size_key else None
+
+
+def save(mixture: PipelineRun) -> None:
+    try:
+        path = save_run(mixture.run.model, mixture.run.config, mixture.checkpoint_meta())
+    except (OSError, CheckpointError) as err:
+        st.error(f"Could not save the run: {err}")
+        return
+    st.success(f"Saved as `{path.stem}`: open it on the Experts & latent walks page.")
 
 
 def saved_run() -> None:
     choice = pick_checkpoint(PREFIX, "run the pipeline here and press **Save as run**")
     try:
-        checkpoint, _ = load_with_data(choice.run_id, choice)
+        checkpoint = choice.load(torch.device("cpu"))  # the record needs no data, no GPU
         raw = checkpoint.meta.get("pretraining")
         if raw is None:
             st.info(
@@ -308,7 +328,7 @@ def saved_run() -> None:
             )
             return
         record = PipelineRecord.from_dict(raw)
-    except (CheckpointError, DatasetError, RecordError) as err:
+    except (CheckpointError, RecordError) as err:
         st.error(str(err))
         return
     st.plotly_chart(

@@ -3,6 +3,8 @@ dimension finder (Sec. III.B) and the MoE-VAE with its entropy terms (Eq. 3–6)
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -148,7 +150,6 @@ def test_the_pretraining_pipeline_runs_end_to_end_on_a_small_subset() -> None:
         PretrainSettings,
         find_size,
         pretrain_manager,
-        record_of,
         search_clusters,
         step_key,
         train_mixture,
@@ -179,9 +180,25 @@ def test_the_pretraining_pipeline_runs_end_to_end_on_a_small_subset() -> None:
     assert all(1 <= s <= 20 for s in manager.expert_sizes)
     assert manager.probs.shape == (300, k)
     np.testing.assert_allclose(manager.probs.sum(1), 1.0, rtol=1e-5)
-    assert set(manager.seconds) == {"latent_sizes", "manager"}
+    record = manager.record
+    assert set(record.seconds) == {
+        "large_vae", "retrained_vae", "clusters", "latent_sizes", "manager",
+    }  # fmt: skip
+    assert (
+        record.k_found == k
+        and record.samples == 300
+        and record.latent_sizes == list(manager.expert_sizes)
+    )
+    assert PipelineRecord.from_dict(record.to_dict()) == record
 
-    run = train_mixture("digits", manager, settings, {"epochs": 1})
+    # Only the HDBSCAN setting changed: the retrained VAE's codes are clustered again.
+    again = search_clusters("digits", size, replace(settings, min_cluster_size=20), reuse=search)
+    np.testing.assert_array_equal(again.codes, search.codes)
+    assert again.seconds["retrained_vae"] == search.seconds["retrained_vae"]
+
+    pipeline = train_mixture("digits", manager, settings, {"epochs": 1})
+    run = pipeline.run
+    assert pipeline.record.seconds["mixture"] == round(run.result.seconds, 2)
     assert run.result.status == "finished" and run.result.epochs_done == 1
     assert run.config.num_clusters == k and run.config.latent_sizes == manager.expert_sizes
     assert run.train_config.lr == 1e-4 and run.train_config.max_samples == 300
@@ -192,21 +209,6 @@ def test_the_pretraining_pipeline_runs_end_to_end_on_a_small_subset() -> None:
         torch.testing.assert_close(model.state_dict()[name], value)
     with pytest.raises(ConfigError, match="does not have"):
         prepare("moe_vae", "digits", overrides, {"manager.nope": torch.zeros(1)})
-
-    record = record_of(size, search, manager)
-    assert set(record.seconds) == {
-        "large_vae",
-        "retrained_vae",
-        "clusters",
-        "latent_sizes",
-        "manager",
-    }
-    assert (
-        record.k_found == k
-        and record.samples == 300
-        and record.latent_sizes == list(manager.expert_sizes)
-    )
-    assert PipelineRecord.from_dict(record.to_dict()) == record
 
     # What a page may keep: the clusters' settings change the "clusters" key, not the "size"
     # one, so the large VAE is not retrained when only HDBSCAN's settings move.

@@ -24,6 +24,7 @@ from moa_core.train.pipeline_record import (
     cluster_scores,
     manager_scores,
     scatter_points,
+    summarize_clusters,
     true_classes,
 )
 from moa_core.train.pretraining import (
@@ -113,6 +114,11 @@ def test_take_refuses_what_the_pretraining_decides(found: str) -> None:
         PretrainSettings.take({found: 3})
 
 
+def test_min_cluster_size_one_is_refused_before_hdbscan_sees_it() -> None:
+    with pytest.raises(ConfigError, match="at least 2"):
+        PretrainSettings(min_cluster_size=1)
+
+
 def test_step_keys_hold_exactly_what_each_step_depends_on() -> None:
     base = PretrainSettings(vae_epochs=2, manager_epochs=2, min_cluster_size=10)
     keys = {step: step_key("digits", base, step) for step in STEPS}
@@ -193,9 +199,9 @@ LATENT = LatentSize(2, 0.9, np.array([0.6, 0.95, 1.0]))
 
 def make_record(wrong: int | None = 0) -> PipelineRecord:
     seconds = {"large_vae": 1.5, "clusters": 2}
-    return build_record(
-        fake_dataset(), LATENT, perfect_clusters(), (2, 4, 3), manager_probs(wrong), seconds
-    )
+    data, clusters = fake_dataset(), perfect_clusters()
+    summary = summarize_clusters(clusters, data)
+    return build_record(data, LATENT, clusters, summary, (2, 4, 3), manager_probs(wrong), seconds)
 
 
 def test_true_classes_index_the_class_names() -> None:
@@ -283,6 +289,27 @@ def test_record_round_trips_through_json() -> None:
     assert data["k_found"] == 3 and data["confusion_clusters"][2] == [1, 0, 2]
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("manager_acc", 10**400),  # would overflow `:.3f` and plotly
+        ("manager_agreement", float("nan")),
+        ("latent_size", 10**12),
+        ("confusion_clusters", [[10**30, 0, 0], [0, 3, 0], [1, 0, 2]]),
+        ("points", [[1e300, 0.0, 0.0, 0.0]]),
+        ("points", [[0.0, 0.0, 3.0, 0.0]]),  # HDBSCAN label K: there is no such cluster
+        ("points", [[0.0, 0.0, 0.0, 3.0]]),  # class 3 of 3 class names
+        ("threshold", 0.0),
+        ("confusion_clusters", [[-1, 0, 0], [0, 3, 0], [1, 0, 2]]),
+    ],
+)
+def test_from_dict_rejects_values_a_page_cannot_draw(field: str, value) -> None:
+    data = make_record().to_dict()
+    data[field] = value
+    with pytest.raises(RecordError):
+        PipelineRecord.from_dict(data)
+
+
 @pytest.mark.parametrize("data", [None, [], "record", 3, [("k_found", 3)]])
 def test_from_dict_rejects_what_is_not_an_object(data) -> None:
     with pytest.raises(RecordError, match="must be an object"):
@@ -345,11 +372,11 @@ def _mangled(change) -> dict:
         (lambda d: d.update(latent_sizes=[2, 4]), "disagree with K"),
         (lambda d: d.update(k_found=4), "disagree with K"),
         (lambda d: d["confusion_clusters"].pop(), "disagree with K"),
-        (lambda d: d["confusion_clusters"][1].append(0), "K columns"),
-        (lambda d: d["confusion_classes"][0].pop(), "K columns"),
+        (lambda d: d["confusion_clusters"][1].append(0), "K counts"),
+        (lambda d: d["confusion_classes"][0].pop(), "K counts"),
         (lambda d: d["confusion_classes"].append([0, 0, 0]), "one confusion row per class"),
         (lambda d: d["class_names"].pop(), "one confusion row per class"),
-        (lambda d: d["points"][4].pop(), r"\[x, y, label, class\]"),
+        (lambda d: d["points"][4].pop(), r"\[x, y, label < K, class\]"),
     ],
     ids=[
         "two-sizes-for-three",
@@ -389,7 +416,9 @@ def _size_and_search(clusters: ClusterFinding, dims: int = 6) -> tuple[SizeFindi
     codes = rng.normal(size=(len(clusters.labels), dims))
     codes[:, 0] *= 10  # one dominant direction: the finder keeps 1–2 dimensions
     size = SizeFinding(fake_dataset(), codes, LATENT, 0.5)
-    return size, ClusterSearch(codes, clusters, {"retrained_vae": 0.1, "clusters": 0.2})
+    summary = summarize_clusters(clusters, size.dataset)
+    seconds = {"retrained_vae": 0.1, "clusters": 0.2}
+    return size, ClusterSearch(codes, clusters, summary, seconds)
 
 
 def test_pretrain_manager_fits_a_manager_to_the_soft_labels() -> None:
@@ -403,7 +432,10 @@ def test_pretrain_manager_fits_a_manager_to_the_soft_labels() -> None:
     assert manager.probs.shape == (12, 3)
     np.testing.assert_allclose(manager.probs.sum(1), 1.0, rtol=1e-5)
     assert manager.state and all(name.startswith("manager.") for name in manager.state)
-    assert set(manager.seconds) == {"latent_sizes", "manager"}
+    assert set(manager.record.seconds) == {
+        "large_vae", "retrained_vae", "clusters", "latent_sizes", "manager",
+    }  # fmt: skip
+    assert manager.record.k_found == 3 and manager.record.latent_sizes == list(manager.expert_sizes)
     # The same seed, the same manager: the step is reproducible, so a page may cache it.
     again = pretrain_manager(size, search, settings)
     for name, value in manager.state.items():

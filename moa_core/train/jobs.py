@@ -12,6 +12,7 @@ import os
 import threading
 import traceback
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,18 +22,25 @@ from moa_core.data import DatasetError
 from moa_core.device import DeviceError
 from moa_core.models import ConfigError
 from moa_core.train.control import TrainingControl
+from moa_core.train.pretraining import PipelineStopped
 from moa_core.train.run import TrainedRun, train_model
-from moa_core.train.trainer import TrainEvent
+from moa_core.train.trainer import Callback, TrainEvent
 
 USER_ERRORS = (ConfigError, DatasetError, DeviceError)
 
 
+# Work other than one `train_model` call (a pretraining step): it gets the job's event
+# callback and control, trains through them, and returns the job's result.
+Work = Callable[[Callback, TrainingControl], Any]
+
+
 @dataclass
 class JobSpec:
-    model_type: str
-    dataset: str
+    model_type: str = ""
+    dataset: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    work: Work | None = None
 
 
 class JobState:
@@ -46,6 +54,7 @@ class JobState:
         self.epochs: list[dict] = []
         self.snapshot: dict | None = None
         self.run: TrainedRun | None = None
+        self.result: Any = None  # what a `JobSpec.work` returned
 
     def on_event(self, event: TrainEvent) -> None:
         with self._lock:
@@ -148,11 +157,17 @@ class JobManager:
     def _work(self, job: Job) -> None:
         spec = job.spec
         try:
-            run = train_model(
-                spec.model_type, spec.dataset, spec.overrides, [job.state.on_event], job.control
-            )
-            job.state.run = run
-            job.state.set_status(run.result.status, run.result.message)
+            if spec.work is not None:
+                job.state.result = spec.work(job.state.on_event, job.control)
+                job.state.set_status("finished")
+            else:
+                run = train_model(
+                    spec.model_type, spec.dataset, spec.overrides, [job.state.on_event], job.control
+                )
+                job.state.run = run
+                job.state.set_status(run.result.status, run.result.message)
+        except PipelineStopped as err:
+            job.state.set_status("stopped" if job.control.stopped else "failed", str(err))
         except USER_ERRORS as err:
             job.state.set_status("failed", str(err))
         except torch.OutOfMemoryError:

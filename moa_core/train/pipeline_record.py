@@ -8,6 +8,7 @@ JSON: `from_dict` checks every field before a page touches it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from moa_core.data import Dataset
 from moa_core.metrics import clustering_accuracy
 
 MAX_POINTS = 2000  # UMAP points kept for the scatter; enough to see the clusters
+MAX_COUNT = 2**31  # any count or size in an untrusted record stays below this
+MAX_MAGNITUDE = 1e9  # and any number within ± this, so formatting and plotting cannot overflow
 
 
 class RecordError(ValueError):
@@ -44,7 +47,7 @@ class PipelineRecord:
     manager_acc: float  # the pretrained manager on every sample (Table III)
     manager_nmi: float
     manager_ari: float
-    manager_agreement: float  # the manager's argmax vs HDBSCAN's labels, labelled samples
+    manager_agreement: float  # share of labelled samples whose manager argmax is their label
     confusion_clusters: list[list[int]]  # rows: HDBSCAN label, columns: manager's cluster
     confusion_classes: list[list[int]]  # rows: true class, columns: manager's cluster
     class_names: list[str]
@@ -73,16 +76,24 @@ class PipelineRecord:
         return record
 
     def _check_shapes(self) -> None:
-        k = self.k_found
+        k, classes = self.k_found, len(self.class_names)
+        if not 1 <= k <= MAX_COUNT or not 0 < self.threshold <= 1:
+            raise RecordError("pretraining record: K or the threshold is out of range")
         if len(self.latent_sizes) != k or len(self.confusion_clusters) != k:
             raise RecordError("pretraining record: latent_sizes and clusters disagree with K")
+        if not all(1 <= size <= MAX_COUNT for size in [self.latent_size, *self.latent_sizes]):
+            raise RecordError("pretraining record: latent sizes must be between 1 and 2^31")
         rows = self.confusion_clusters + self.confusion_classes
-        if any(len(row) != k for row in rows):
-            raise RecordError("pretraining record: confusion rows must have K columns")
-        if len(self.confusion_classes) != len(self.class_names):
+        if any(len(row) != k or min(row, default=0) < 0 for row in rows):
+            raise RecordError("pretraining record: confusion rows are K counts ≥ 0")
+        if len(self.confusion_classes) != classes:
             raise RecordError("pretraining record: one confusion row per class name")
-        if any(len(p) != 4 for p in self.points):
-            raise RecordError("pretraining record: points are [x, y, label, class]")
+        if len(self.points) > MAX_POINTS or any(
+            len(p) != 4 or not (-1 <= p[2] < k and 0 <= p[3] < classes) for p in self.points
+        ):
+            raise RecordError("pretraining record: points are [x, y, label < K, class]")
+        if len(self.explained) > MAX_COUNT:
+            raise RecordError("pretraining record: too many explained-variance values")
 
 
 _KINDS = {"str": str, "int": int, "float": (int, float)}
@@ -92,16 +103,20 @@ def _checked(name: str, annotation: str, value: Any) -> Any:
     """Check `value` against the field's annotation, written as a string under `from
     __future__ import annotations`: str, int, float, list[...] or dict[str, float]."""
     bad = RecordError(f"pretraining record: '{name}' must be {annotation}")
-    if annotation in _KINDS:
-        if isinstance(value, bool) or not isinstance(value, _KINDS[annotation]):
+    if annotation == "str":
+        if not isinstance(value, str):
             raise bad
         return value
-    if annotation == "dict[str, float]":
-        if not isinstance(value, dict) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value.values()
-        ):
+    if annotation in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, _KINDS[annotation]):
             raise bad
-        return {str(k): float(v) for k, v in value.items()}
+        if abs(value) > MAX_MAGNITUDE or not math.isfinite(value):  # big ints compare exactly
+            raise RecordError(f"pretraining record: '{name}' is out of range")
+        return float(value) if annotation == "float" else value
+    if annotation == "dict[str, float]":
+        if not isinstance(value, dict):
+            raise bad
+        return {str(k): _checked(name, "float", v) for k, v in value.items()}
     inner = annotation.removeprefix("list[").removesuffix("]")
     if not isinstance(value, list):
         raise bad
@@ -134,6 +149,19 @@ def scatter_points(clusters: ClusterFinding, truth: np.ndarray) -> list[list[flo
     return points.tolist()
 
 
+@dataclass
+class ClusterSummary:
+    """What is drawn and tabled of HDBSCAN's verdict: Table II's scores, scatter points."""
+
+    scores: dict[str, Any]
+    points: list[list[float]]
+
+
+def summarize_clusters(clusters: ClusterFinding, dataset: Dataset) -> ClusterSummary:
+    truth = true_classes(dataset)
+    return ClusterSummary(cluster_scores(clusters, truth), scatter_points(clusters, truth))
+
+
 def cluster_scores(clusters: ClusterFinding, truth: np.ndarray) -> dict[str, Any]:
     """Table II for this run: K, the labelled share, HDBSCAN's accuracy on it, and a
     K-component GMM's accuracy on the same UMAP."""
@@ -160,8 +188,9 @@ def manager_scores(
         "manager_acc": round(clustering_accuracy(truth, chosen), 4),
         "manager_nmi": round(float(normalized_mutual_info_score(truth, chosen)), 4),
         "manager_ari": round(float(adjusted_rand_score(truth, chosen)), 4),
+        # The manager learned HDBSCAN's label c as its output c: plain agreement, no matching.
         "manager_agreement": round(
-            clustering_accuracy(clusters.labels[labelled], chosen[labelled]), 4
+            float((chosen[labelled] == clusters.labels[labelled]).mean()), 4
         ),
         "confusion_clusters": _confusion(clusters.labels[labelled], chosen[labelled], (k, k)),
         "confusion_classes": _confusion(truth, chosen, (classes, k)),
@@ -172,11 +201,12 @@ def build_record(
     dataset: Dataset,
     latent: LatentSize,
     clusters: ClusterFinding,
+    summary: ClusterSummary,
     expert_sizes: tuple[int, ...],
     manager_probs: np.ndarray,
     seconds: dict[str, float],
 ) -> PipelineRecord:
-    """Score the pretraining's decisions against the dataset's true labels."""
+    """Every decision of the pretraining, scored against the dataset's true labels."""
     truth = true_classes(dataset)
     return PipelineRecord(
         dataset=dataset.name,
@@ -186,8 +216,8 @@ def build_record(
         latent_size=latent.size,
         latent_sizes=list(expert_sizes),
         class_names=list(dataset.class_names),
-        points=scatter_points(clusters, truth),
+        points=summary.points,
         seconds=dict(seconds),
-        **cluster_scores(clusters, truth),
+        **summary.scores,
         **manager_scores(clusters, manager_probs, truth, len(dataset.class_names)),
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,12 @@ from moa_core.models import ConfigError, build_model, config_class
 from moa_core.models.base import coerce_value
 from moa_core.models.moe_vae import MoEVAEConfig
 from moa_core.train.control import TrainingControl
-from moa_core.train.pipeline_record import PipelineRecord, build_record
+from moa_core.train.pipeline_record import (
+    ClusterSummary,
+    PipelineRecord,
+    build_record,
+    summarize_clusters,
+)
 from moa_core.train.run import TrainedRun, prepare, train_model
 from moa_core.train.trainer import Callback, TrainEvent
 
@@ -72,6 +77,8 @@ class PretrainSettings:
             raise ConfigError("pretraining: threshold must be in (0, 1]")
         if min(self.n_neighbors, self.min_cluster_size, self.max_samples) < 0:
             raise ConfigError("pretraining: n_neighbors, min_cluster_size, max_samples ≥ 0")
+        if self.min_cluster_size == 1:
+            raise ConfigError("pretraining: min_cluster_size is 0 (automatic) or at least 2")
         if self.cluster_selection not in SELECTIONS:
             raise ConfigError(f"pretraining: cluster_selection is one of {', '.join(SELECTIONS)}")
 
@@ -130,6 +137,7 @@ class ClusterSearch:
 
     codes: np.ndarray
     clusters: ClusterFinding
+    summary: ClusterSummary  # its scores against the true labels and points to draw
     seconds: dict[str, float]
 
 
@@ -141,7 +149,7 @@ class ManagerPretraining:
     model_config: MoEVAEConfig
     state: dict[str, torch.Tensor]
     probs: np.ndarray  # the pretrained manager's p over all samples
-    seconds: dict[str, float]
+    record: PipelineRecord  # every decision so far and its scores (Tables II–III)
 
 
 def vae_codes(
@@ -184,12 +192,15 @@ class PipelineStopped(RuntimeError):
 
 
 def find_size(
-    spec: str, settings: PretrainSettings, callbacks: list[Callback] | None = None
+    spec: str,
+    settings: PretrainSettings,
+    callbacks: list[Callback] | None = None,
+    control: TrainingControl | None = None,
 ) -> SizeFinding:
     """Steps 1–2 (paper 001, Fig. 4): a VAE at `start_latent`, PCA of its codes, the fewest
     components reaching `threshold` of the variance."""
     start = time.perf_counter()
-    data, codes = vae_codes(spec, settings.start_latent, settings, callbacks)
+    data, codes = vae_codes(spec, settings.start_latent, settings, callbacks, control)
     latent = find_latent_size(codes, settings.threshold)
     return SizeFinding(data, codes, latent, _since(start))
 
@@ -199,11 +210,19 @@ def search_clusters(
     size: SizeFinding,
     settings: PretrainSettings,
     callbacks: list[Callback] | None = None,
+    control: TrainingControl | None = None,
+    reuse: ClusterSearch | None = None,
 ) -> ClusterSearch:
-    """Steps 3–5: the VAE retrained at the found size, then UMAP (Eq. 10) and HDBSCAN."""
+    """Steps 3–5: the VAE retrained at the found size, then UMAP (Eq. 10) and HDBSCAN.
+    `reuse`: an earlier search from the same retrained VAE, whose codes are clustered again
+    (only the UMAP or HDBSCAN settings changed)."""
     start = time.perf_counter()
-    _, codes = vae_codes(spec, size.latent.size, settings, callbacks)
-    trained = time.perf_counter()
+    if reuse is None:
+        _, codes = vae_codes(spec, size.latent.size, settings, callbacks, control)
+        retrained = _since(start)
+    else:
+        codes, retrained = reuse.codes, reuse.seconds["retrained_vae"]
+    clustering = time.perf_counter()
     clusters = find_clusters(
         codes,
         settings.n_neighbors,
@@ -211,8 +230,9 @@ def search_clusters(
         settings.seed,
         selection=settings.cluster_selection,
     )
-    seconds = {"retrained_vae": round(trained - start, 2), "clusters": _since(trained)}
-    return ClusterSearch(codes, clusters, seconds)
+    summary = summarize_clusters(clusters, size.dataset)
+    seconds = {"retrained_vae": retrained, "clusters": _since(clustering)}
+    return ClusterSearch(codes, clusters, summary, seconds)
 
 
 def cluster_sizes(
@@ -230,9 +250,11 @@ def pretrain_manager(
     search: ClusterSearch,
     settings: PretrainSettings,
     callbacks: list[Callback] | None = None,
+    control: TrainingControl | None = None,
 ) -> ManagerPretraining:
     """Steps 6–8: a latent size per cluster, then the MoE-VAE's manager trained on the non-noise
-    samples to match HDBSCAN's soft labels, KL(soft ‖ manager) (paper 001, Sec. IV.C)."""
+    samples to match HDBSCAN's soft labels, KL(soft ‖ manager) (paper 001, Sec. IV.C); and
+    the record of every decision so far, scored against the true labels."""
     start = time.perf_counter()
     clusters = search.clusters
     if clusters.k < 1:
@@ -249,9 +271,19 @@ def pretrain_manager(
         base_filters=settings.base_filters,
     )
     sized = time.perf_counter()
-    state, probs = _fit_manager(config, size.dataset, clusters, settings, callbacks or [])
-    seconds = {"latent_sizes": round(sized - start, 2), "manager": _since(sized)}
-    return ManagerPretraining(sizes, config, state, probs, seconds)
+    fitted = _fit_manager(
+        config, size.dataset, clusters, settings, callbacks or [], control or TrainingControl()
+    )
+    seconds = {
+        "large_vae": size.seconds,
+        **search.seconds,
+        "latent_sizes": round(sized - start, 2),
+        "manager": _since(sized),
+    }
+    record = build_record(
+        size.dataset, size.latent, clusters, search.summary, sizes, fitted[1], seconds
+    )
+    return ManagerPretraining(sizes, config, *fitted, record)
 
 
 def _fit_manager(
@@ -260,6 +292,7 @@ def _fit_manager(
     clusters: ClusterFinding,
     settings: PretrainSettings,
     callbacks: list[Callback],
+    control: TrainingControl,
 ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     device = resolve_device(settings.device)
     with torch.random.fork_rng(devices=[]):
@@ -274,14 +307,18 @@ def _fit_manager(
     step = 0
     for epoch in range(1, settings.manager_epochs + 1):
         for batch in torch.randperm(len(x), generator=generator).split(settings.batch_size):
+            if not control.wait_for_turn():
+                raise PipelineStopped("manager pretraining stopped")
             log_q = manager(x[batch]).log_softmax(1)
             loss = F.kl_div(log_q, target[batch], reduction="batchmean")
+            if not torch.isfinite(loss):
+                raise PipelineStopped(f"manager pretraining: loss {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
         for callback in callbacks:
-            callback(TrainEvent("epoch", epoch, step, loss.item()))
+            callback(TrainEvent("epoch", epoch, step, loss.item(), metrics={}))
     manager.eval()
     with torch.no_grad():
         probs = torch.cat(
@@ -310,29 +347,6 @@ def final_overrides(
     }
 
 
-def train_mixture(
-    spec: str,
-    manager: ManagerPretraining,
-    settings: PretrainSettings,
-    overrides: dict[str, Any] | None = None,
-    callbacks: list[Callback] | None = None,
-    control: TrainingControl | None = None,
-) -> TrainedRun:
-    """Step 9: the MoE-VAE of step 8 trained from the pretrained manager on the same samples."""
-    merged = final_overrides(manager, settings, overrides or {})
-    return train_model("moe_vae", spec, merged, callbacks, control, initial_state=manager.state)
-
-
-def record_of(
-    size: SizeFinding, search: ClusterSearch, manager: ManagerPretraining
-) -> PipelineRecord:
-    """The pretraining's decisions, scored against the true labels, with each step's time."""
-    seconds = {"large_vae": size.seconds, **search.seconds, **manager.seconds}
-    return build_record(
-        size.dataset, size.latent, search.clusters, manager.expert_sizes, manager.probs, seconds
-    )
-
-
 @dataclass
 class PipelineRun:
     """A finished pipeline: the trained mixture and the record of every decision."""
@@ -342,6 +356,23 @@ class PipelineRun:
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {**self.run.checkpoint_meta(), "pretraining": self.record.to_dict()}
+
+
+def train_mixture(
+    spec: str,
+    manager: ManagerPretraining,
+    settings: PretrainSettings,
+    overrides: dict[str, Any] | None = None,
+    callbacks: list[Callback] | None = None,
+    control: TrainingControl | None = None,
+) -> PipelineRun:
+    """Step 9: the MoE-VAE of step 8 trained from the pretrained manager on the same samples."""
+    merged = final_overrides(manager, settings, overrides or {})
+    run = train_model("moe_vae", spec, merged, callbacks, control, initial_state=manager.state)
+    _raise_unless_finished(run)
+    record = replace(manager.record, seconds={**manager.record.seconds})
+    record.seconds["mixture"] = round(run.result.seconds, 2)
+    return PipelineRun(run, record)
 
 
 def run_pipeline(
@@ -361,13 +392,7 @@ def run_pipeline(
     say(f"3/4 pretraining the manager on {search.clusters.k} clusters")
     manager = pretrain_manager(size, search, settings)
     say("4/4 training the MoE-VAE from the pretrained manager")
-    start = time.perf_counter()
-    run = train_mixture(spec, manager, settings, overrides)
-    if run.result.status == "failed":
-        raise PipelineStopped(run.result.message)
-    record = record_of(size, search, manager)
-    record.seconds["mixture"] = _since(start)
-    return PipelineRun(run, record)
+    return train_mixture(spec, manager, settings, overrides)
 
 
 def _since(start: float) -> float:
