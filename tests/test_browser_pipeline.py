@@ -56,3 +56,24 @@ def test_the_walk_of_a_saved_pipeline_run_has_a_play_button(page) -> None:
     frame = page.locator('[data-testid="stImageCaption"]', has_text="expert 1, z1 = +0.00")
     sync_api.expect(frame).to_be_visible()  # the walk's frame at z = 0 beside the animation
     assert_no_exception(page)
+
+
+def number_input(page, label: str, value: int) -> None:
+    field = page.locator(f'input[aria-label="{label}"]')
+    field.fill(str(value))
+    field.press("Enter")
+
+
+def test_a_step_runs_as_a_job_and_its_curve_appears_when_it_ends(page) -> None:
+    """The browser path the AppTest cannot take: the step's job runs in a worker thread and
+    the polling fragment reruns the page once it is done."""
+    page.goto("/pretraining")
+    page.get_by_role("heading", name="Pretraining pipeline").wait_for(timeout=RENDER_TIMEOUT_MS)
+    number_input(page, "Samples (0: all)", 300)
+    number_input(page, "VAE epochs", 2)
+    number_input(page, "Large latent", 20)
+    page.get_by_role("button", name="Train the large VAE and find the size").click()
+    page.get_by_text("principal components of the 20-dimensional codes").wait_for(timeout=120_000)
+    sync_api.expect(page.locator(PLOT)).to_have_count(1)  # the explained-variance curve
+    page.get_by_role("button", name="Retrain the VAE and cluster").wait_for()
+    assert_no_exception(page)
