@@ -69,3 +69,13 @@ def streamlit_server(runs_dir: Path, log_dir: Path) -> Iterator[str]:
 def assert_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in page.locator("body").inner_text()
+
+
+def number_input(page, label: str, value: int) -> None:
+    """Type `value` into the number input labelled `label` and wait until it holds it."""
+    from playwright.sync_api import expect
+
+    field = page.locator(f'input[aria-label="{label}"]')
+    field.fill(str(value))
+    field.press("Enter")
+    expect(field).to_have_value(str(value))

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, number_input, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,13 +22,6 @@ def app_url(saved_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     """`streamlit run app.py` on a free local port, with one saved run in its registry."""
     with streamlit_server(saved_run_dir, tmp_path_factory.mktemp("streamlit")) as url:
         yield url
-
-
-def number_input(page, label: str, value: int) -> None:
-    field = page.locator(f'input[aria-label="{label}"]')
-    field.fill(str(value))
-    field.press("Enter")
-    sync_api.expect(field).to_have_value(str(value))
 
 
 def test_every_page_loads_without_exceptions(page) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, number_input, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -56,12 +56,6 @@ def test_the_walk_of_a_saved_pipeline_run_has_a_play_button(page) -> None:
     frame = page.locator('[data-testid="stImageCaption"]', has_text="expert 1, z1 = +0.00")
     sync_api.expect(frame).to_be_visible()  # the walk's frame at z = 0 beside the animation
     assert_no_exception(page)
-
-
-def number_input(page, label: str, value: int) -> None:
-    field = page.locator(f'input[aria-label="{label}"]')
-    field.fill(str(value))
-    field.press("Enter")
 
 
 def test_a_step_runs_as_a_job_and_its_curve_appears_when_it_ends(page) -> None:
