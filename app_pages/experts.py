@@ -62,7 +62,7 @@ def samples_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset)
     ]
     st.image(
         image_grid(np.concatenate(rows), columns=count, scale=scale_for(data) // 2 or 1, gap=2),
-        caption="Row k: codes drawn from expert k's "
+        caption=f"Row k: {count} codes drawn from expert k's "
         + ("fitted Gaussian" if prior.fitted else "prior N(0, I)")
         + ", decoded by expert k (paper 001, Fig. 8).",
     )
@@ -96,8 +96,8 @@ def walk_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset) ->
     )
 
 
-def interpolation_view(model: nn.Module, data: Dataset) -> None:
-    k = len(generation.generative(model).expert_latent_sizes)
+def interpolation_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset) -> None:
+    k = len(prior.sizes)
     c1, c2, c3 = st.columns(3)
     first = c1.number_input("First image (index)", 0, len(data) - 1, 0, key=f"{PREFIX}i_a")
     second = c2.number_input(
@@ -150,6 +150,6 @@ with samples:
 with walk:
     walk_view(model, prior, data)
 with between:
-    interpolation_view(model, data)
+    interpolation_view(model, prior, data)
 with probe:
     probe_view(model, data)

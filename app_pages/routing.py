@@ -22,6 +22,7 @@ from moa_core.checkpoint import CheckpointError, list_runs
 from moa_core.data import DatasetError
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.metrics import dead_gate_fraction
+from moa_core.viz.images import to_rgb_uint8
 from moa_core.viz.routing import (
     class_gate_histograms,
     gate_response_figure,
@@ -73,7 +74,7 @@ if chosen:
     )
     for (image, caption), layers in zip(chosen, views, strict=True):
         left, right = st.columns([1, 7])
-        left.image(image.transpose(1, 2, 0).clip(0, 1), caption=caption, width=96)
+        left.image(to_rgb_uint8(image), caption=caption, width=96)
         right.plotly_chart(routing_diagram(layers))
 
 st.subheader("Gates over the dataset")

@@ -10,7 +10,7 @@ from moa_core.checkpoint import save_run
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.train.setup import LR_SCHEDULES
-from moa_core.viz.images import reconstruction_grid
+from moa_core.viz.images import reconstruction_grid, to_rgb_uint8
 from moa_core.viz.routing import routing_diagram
 from moa_core.viz.training import loss_figure, metrics_figure, usage_figure
 
@@ -161,7 +161,7 @@ def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:
         usage = usage_figure({job.spec.label: history[-1]["usage"]})
         usage_slot.plotly_chart(usage, key=f"usage_{job.id}")
     if snapshot and "routing" in snapshot:
-        image = snapshot["inputs"][0].transpose(1, 2, 0).clip(0, 1)
+        image = to_rgb_uint8(snapshot["inputs"][0])
         grid_slot.caption(
             "Routing of this input, redrawn after every epoch (see the Routing page)."
         )

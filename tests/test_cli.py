@@ -401,3 +401,10 @@ def test_a_bad_final_setting_fails_before_the_pretraining(
     monkeypatch.setattr(pretraining, "find_size", started)
     argv = ["train", "moe_vae", "--dataset", "digits", "--set", *TINY_PIPELINE, "no_such_key=1"]
     _assert_one_line_error(*_run(argv), "no_such_key")
+
+
+def test_too_few_samples_for_umap_is_one_line_not_a_traceback(isolated: Path) -> None:
+    # 3 samples: UMAP's spectral start would fail deep in scipy.
+    settings = [s for s in TINY_PIPELINE if not s.startswith("max_samples")]
+    argv = ["train", "moe_vae", "--dataset", "digits", "--set", *settings, "max_samples=3"]
+    _assert_one_line_error(*_run(argv), "at least 10 samples", "got 3")

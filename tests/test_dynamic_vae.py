@@ -113,14 +113,27 @@ def test_experts_with_different_latent_sizes_share_one_bank() -> None:
 
 
 def test_moe_vae_trains_with_a_fixed_k_on_digits() -> None:
+    losses: dict[int, list[float]] = {}
+
+    def heard(event) -> None:
+        if event.kind == "batch":
+            losses.setdefault(event.epoch, []).append(event.loss)
+
     run = train_model(
         "moe_vae",
         "digits",
-        {"num_clusters": 4, "latent_sizes": [4], "base_filters": 4, "epochs": 2,
+        {"num_clusters": 4, "latent_sizes": [4], "base_filters": 4, "epochs": 3,
          "max_samples": 300, "device": "cpu"},
+        [heard],
     )  # fmt: skip
-    assert run.result.status == "finished" and run.result.epochs_done == 2
+    assert run.result.status == "finished" and run.result.epochs_done == 3
     assert 1 <= run.result.metrics["clusters_used"] <= 4
+    assert np.mean(losses[3]) < np.mean(losses[1])  # the optimizer steps: L = R + αS + βB falls
+
+
+def test_the_cluster_finder_refuses_too_few_samples_in_one_line() -> None:
+    with pytest.raises(ValueError, match="at least 10 samples, got 4"):
+        find_clusters(np.random.default_rng(0).normal(size=(4, 3)))
 
 
 def test_umap_neighbours_follow_eq_10() -> None:
@@ -192,8 +205,15 @@ def test_the_pretraining_pipeline_runs_end_to_end_on_a_small_subset() -> None:
     assert PipelineRecord.from_dict(record.to_dict()) == record
 
     # Only the HDBSCAN setting changed: the retrained VAE's codes are clustered again.
-    again = search_clusters("digits", size, replace(settings, min_cluster_size=20), reuse=search)
-    np.testing.assert_array_equal(again.codes, search.codes)
+    epochs_heard: list[int] = []
+    again = search_clusters(
+        "digits",
+        size,
+        replace(settings, min_cluster_size=20),
+        [lambda e: epochs_heard.append(e.epoch)],
+        reuse=search,
+    )
+    assert epochs_heard == [] and again.codes is search.codes  # no VAE was trained
     assert again.seconds["retrained_vae"] == search.seconds["retrained_vae"]
 
     pipeline = train_mixture("digits", manager, settings, {"epochs": 1})

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from moa_core.analysis.cluster_finder import ClusterFinding
-from moa_core.analysis.latent_size import LatentSize
+from moa_core.analysis.latent_size import LatentSize, find_latent_size
 from moa_core.data import Dataset
 from moa_core.models import ConfigError
 from moa_core.train.pipeline_record import (
@@ -91,6 +92,10 @@ def test_take_splits_pretraining_keys_from_the_final_models() -> None:
         ({"max_samples": -1}, "max_samples"),
         ({"cluster_selection": "best"}, "cluster_selection"),
         ({"start_latent": "twenty"}, "pretraining"),  # a string compared with a number
+        ({"manager_epochs": 2.5}, "'manager_epochs' must be int"),
+        ({"manager_lr": "fast"}, "'manager_lr' must be float"),
+        ({"num_clusters": 3}, "pretrain=false"),  # what the pretraining decides itself
+        ({"latent_sizes": [3]}, "pretrain=false"),
     ],
 )
 def test_take_rejects_bad_values_as_config_errors(bad: dict, words: str) -> None:
@@ -100,18 +105,6 @@ def test_take_rejects_bad_values_as_config_errors(bad: dict, words: str) -> None
 
 def test_threshold_one_is_allowed() -> None:
     assert PretrainSettings.take({"threshold": 1.0})[0].threshold == 1.0
-
-
-@pytest.mark.parametrize("bad", [{"manager_epochs": 2.5}, {"manager_lr": "fast"}])
-def test_take_rejects_values_of_the_wrong_type(bad: dict) -> None:
-    with pytest.raises(ConfigError):
-        PretrainSettings.take(bad)
-
-
-@pytest.mark.parametrize("found", ["num_clusters", "latent_sizes"])
-def test_take_refuses_what_the_pretraining_decides(found: str) -> None:
-    with pytest.raises(ConfigError, match="pretrain=false"):
-        PretrainSettings.take({found: 3})
 
 
 def test_min_cluster_size_one_is_refused_before_hdbscan_sees_it() -> None:
@@ -289,27 +282,6 @@ def test_record_round_trips_through_json() -> None:
     assert data["k_found"] == 3 and data["confusion_clusters"][2] == [1, 0, 2]
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("manager_acc", 10**400),  # would overflow `:.3f` and plotly
-        ("manager_agreement", float("nan")),
-        ("latent_size", 10**12),
-        ("confusion_clusters", [[10**30, 0, 0], [0, 3, 0], [1, 0, 2]]),
-        ("points", [[1e300, 0.0, 0.0, 0.0]]),
-        ("points", [[0.0, 0.0, 3.0, 0.0]]),  # HDBSCAN label K: there is no such cluster
-        ("points", [[0.0, 0.0, 0.0, 3.0]]),  # class 3 of 3 class names
-        ("threshold", 0.0),
-        ("confusion_clusters", [[-1, 0, 0], [0, 3, 0], [1, 0, 2]]),
-    ],
-)
-def test_from_dict_rejects_values_a_page_cannot_draw(field: str, value) -> None:
-    data = make_record().to_dict()
-    data[field] = value
-    with pytest.raises(RecordError):
-        PipelineRecord.from_dict(data)
-
-
 @pytest.mark.parametrize("data", [None, [], "record", 3, [("k_found", 3)]])
 def test_from_dict_rejects_what_is_not_an_object(data) -> None:
     with pytest.raises(RecordError, match="must be an object"):
@@ -350,6 +322,27 @@ def test_from_dict_rejects_a_wrong_type(field: str, value) -> None:
     data = make_record().to_dict()
     data[field] = value
     with pytest.raises(RecordError, match=f"'{field}' must be"):
+        PipelineRecord.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("manager_acc", 10**400, "'manager_acc' is out of range"),  # `:.3f` would overflow
+        ("manager_agreement", float("nan"), "'manager_agreement' is out of range"),
+        ("latent_size", 10**12, "'latent_size' is out of range"),
+        ("confusion_clusters", [[10**30, 0, 0], [0, 3, 0], [1, 0, 2]], "out of range"),
+        ("points", [[1e300, 0.0, 0.0, 0.0]], "'points' is out of range"),
+        ("points", [[0.0, 0.0, 3.0, 0.0]], "label < K"),  # HDBSCAN label K: no such cluster
+        ("points", [[0.0, 0.0, 0.0, 3.0]], "label < K"),  # class 3 of 3 class names
+        ("threshold", 0.0, "threshold is out of range"),
+        ("confusion_clusters", [[-1, 0, 0], [0, 3, 0], [1, 0, 2]], "K counts ≥ 0"),
+    ],
+)
+def test_from_dict_rejects_values_a_page_cannot_draw(field: str, value, words: str) -> None:
+    data = make_record().to_dict()
+    data[field] = value
+    with pytest.raises(RecordError, match=words):
         PipelineRecord.from_dict(data)
 
 
@@ -428,7 +421,11 @@ def test_pretrain_manager_fits_a_manager_to_the_soft_labels() -> None:
     config = manager.model_config
     assert config.num_clusters == 3 and config.latent_sizes == manager.expert_sizes
     assert (config.in_channels, config.image_size, config.base_filters) == (1, 16, 4)
-    assert len(manager.expert_sizes) == 3 and all(1 <= s <= 6 for s in manager.expert_sizes)
+    labels = search.clusters.labels
+    expected = [
+        find_latent_size(size.codes[labels == c], settings.threshold).size for c in range(3)
+    ]
+    assert list(manager.expert_sizes) == expected  # the finder on each cluster's own codes
     assert manager.probs.shape == (12, 3)
     np.testing.assert_allclose(manager.probs.sum(1), 1.0, rtol=1e-5)
     assert manager.state and all(name.startswith("manager.") for name in manager.state)
@@ -445,6 +442,23 @@ def test_pretrain_manager_fits_a_manager_to_the_soft_labels() -> None:
 
     model = build_model(config)
     assert not model.load_state_dict(manager.state, strict=False).unexpected_keys
+
+
+def test_the_pretrained_manager_learns_the_soft_labels() -> None:
+    size, search = _size_and_search(perfect_clusters())
+    labelled = search.clusters.labels >= 0
+    soft = search.clusters.soft[labelled]
+
+    def divergence(epochs: int) -> tuple[float, float]:
+        settings = PretrainSettings(manager_epochs=epochs, batch_size=4, base_filters=4)
+        manager = pretrain_manager(size, search, replace(settings, device="cpu"))
+        p = manager.probs[labelled]
+        kl = float((soft * (np.log(soft) - np.log(p))).sum(1).mean())
+        return kl, manager.record.manager_agreement
+
+    (barely, _), (trained, agreement) = divergence(1), divergence(30)
+    assert trained < 0.1 * barely  # KL(soft ‖ manager) falls by an order of magnitude
+    assert agreement == 1.0  # and its argmax is HDBSCAN's label on every labelled sample
 
 
 def test_pretrain_manager_stops_when_hdbscan_found_nothing() -> None:

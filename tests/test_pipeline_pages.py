@@ -178,6 +178,8 @@ def test_a_saved_pipeline_run_draws_its_recorded_decisions(
     assert f"K = {record.k_found}" in charts[1].proto.spec
     table_four = at.dataframe[2].value
     assert table_four.iloc[0]["paper: MNIST"] == 0.97
+    final_acc = run_meta(path)["metrics"]["acc"]  # this run's own column, not only the paper's
+    assert table_four.iloc[0]["this run (digits)"] == pytest.approx(final_acc)
 
 
 @pytest.mark.parametrize("run", ["fixed", "moa"])
@@ -229,10 +231,13 @@ def test_experts_of_a_saved_pipeline_run_render_in_every_tab(
     assert_every_view(at, k)
     sizes = ", ".join(map(str, tiny_pipeline.record.latent_sizes))
     assert f"{k} experts, latent sizes {sizes}" in " ".join(c.value for c in at.caption)
+    assert "Row k: 10 codes" in image_captions(at)
     at.slider(key="exp_walk_z").set_value(1.5).run()
     at.slider(key="exp_count").set_value(4).run()
     at.number_input(key="exp_sample_seed").set_value(3).run()
     assert_every_view(at, k)
+    captions = image_captions(at)
+    assert "Row k: 4 codes" in captions and "z1 = +1.50" in captions
 
 
 def test_walk_and_interpolation_inputs_redraw_a_fixed_k_moe_vae(

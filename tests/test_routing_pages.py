@@ -34,12 +34,12 @@ def test_routing_page_draws_two_dataset_images_and_the_gate_analysis(
 ) -> None:
     at = open_page(ROUTING_PAGE, routing_run_dir, monkeypatch)
     assert not at.error
-    charts = at.get("plotly_chart")
-    # Two routing diagrams (inputs 1 and 2) and the class-wise histograms of the first tab.
-    assert len(charts) >= 3
+    # Two routing diagrams (inputs 1 and 2), then one chart per tab: class-wise histograms,
+    # path weights, and the comparison with the registry's second run.
+    assert len(at.get("plotly_chart")) == 2 + 3
     assert "18 gates" in " ".join(m.value for m in at.markdown)
     at.radio(key="route_count").set_value(3).run()
-    assert not at.exception and len(at.get("plotly_chart")) >= 4
+    assert not at.exception and len(at.get("plotly_chart")) == 3 + 3  # a third diagram
     captions = " ".join(c.value for c in at.caption)
     assert "Fig. 5.1" in captions  # the second run of the registry is compared
 
@@ -73,7 +73,7 @@ def test_maximization_page_offers_every_gate_vector(
     assert at.dataframe[0].value["unit"].str.startswith("g").all()
 
 
-def test_routing_classifiers_train_with_accuracy_and_compare_with_their_ablation() -> None:
+def test_routing_classifiers_settings_compare_with_their_ablation_and_show_accuracy() -> None:
     settings = TrainSettings.from_mapping(
         {"train_model_type": "multipath_cc", "train_num_clusters": 4, "train_compare": True},
         prefix="train_",

@@ -10,6 +10,13 @@ import numpy as np
 from moa_core.analysis.embedding import UmapParams, umap_embedding
 
 SELECTIONS = ("leaf", "eom")  # HDBSCAN's cluster selection methods
+MIN_SAMPLES = 10  # UMAP's spectral start needs more than 4 points, HDBSCAN two clusters of 5
+
+
+def check_enough_samples(samples: int) -> None:
+    """Refuse, in one line, a set too small for UMAP and HDBSCAN to say anything."""
+    if samples < MIN_SAMPLES:
+        raise ValueError(f"finding clusters needs at least {MIN_SAMPLES} samples, got {samples}")
 
 
 def umap_neighbors(samples: int) -> int:
@@ -60,6 +67,7 @@ def find_clusters(
 
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    check_enough_samples(len(codes))
     neighbors = n_neighbors or umap_neighbors(len(codes))
     embedding = umap_embedding(codes, UmapParams(neighbors, 0.0, seed), key=key)
     clusterer = hdbscan.HDBSCAN(

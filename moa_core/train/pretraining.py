@@ -25,7 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from moa_core.analysis.cluster_finder import SELECTIONS, ClusterFinding, find_clusters
+from moa_core.analysis.cluster_finder import (
+    SELECTIONS,
+    ClusterFinding,
+    check_enough_samples,
+    find_clusters,
+)
 from moa_core.analysis.latent_size import CLUSTERING, LatentSize, find_latent_size
 from moa_core.analysis.outputs import collect_outputs
 from moa_core.data import Dataset
@@ -40,7 +45,7 @@ from moa_core.train.pipeline_record import (
     build_record,
     summarize_clusters,
 )
-from moa_core.train.run import TrainedRun, prepare, train_model
+from moa_core.train.run import TrainedRun, prepare, train_model, training_samples
 from moa_core.train.trainer import Callback, TrainEvent
 
 Progress = Callable[[str], None]
@@ -192,6 +197,15 @@ class PipelineStopped(RuntimeError):
     """A pretraining step did not finish (stopped by the user, or a NaN loss)."""
 
 
+def check_samples(spec: str, settings: PretrainSettings) -> None:
+    """Refuse, before any training, a sample too small for UMAP and HDBSCAN."""
+    samples = training_samples(spec, settings.max_samples, settings.seed)
+    try:
+        check_enough_samples(len(samples))
+    except ValueError as err:
+        raise PipelineStopped(str(err)) from None
+
+
 def find_size(
     spec: str,
     settings: PretrainSettings,
@@ -200,6 +214,7 @@ def find_size(
 ) -> SizeFinding:
     """Steps 1–2 (paper 001, Fig. 4): a VAE at `start_latent`, PCA of its codes, the fewest
     components reaching `threshold` of the variance."""
+    check_samples(spec, settings)
     start = time.perf_counter()
     data, codes = vae_codes(spec, settings.start_latent, settings, callbacks, control)
     latent = find_latent_size(codes, settings.threshold)
@@ -295,6 +310,9 @@ def _fit_manager(
     callbacks: list[Callback],
     control: TrainingControl,
 ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """Its own small loop, not the Trainer: the Trainer feeds a model images (and hard class
+    indices), and the manager learns a soft target per sample. Same guards: the control is
+    obeyed between batches and a non-finite loss stops the step."""
     device = resolve_device(settings.device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -386,6 +404,7 @@ def run_pipeline(
     settings are checked first, so a typo fails before minutes of pretraining."""
     say = progress or (lambda _: None)
     prepare("moe_vae", spec, {**(overrides or {}), "max_samples": 2})
+    check_samples(spec, settings)
     say(f"1/4 training a VAE with {settings.start_latent} latent dimensions; PCA of its codes")
     size = find_size(spec, settings)
     say(f"2/4 retraining the VAE with {size.latent.size} dimensions; UMAP and HDBSCAN")
