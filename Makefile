@@ -6,7 +6,7 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8501
 SHARED_DATA := $(abspath ../shared/data)
 
-.PHONY: install chromium app test lint bench
+.PHONY: install chromium app dev test lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,10 +22,15 @@ chromium:
 	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
+# Server settings (no file watcher, no usage statistics, localhost) live in .streamlit/config.toml.
 app: install
 	@echo "Mixture Lab: open http://$(HOST):$(PORT) in your browser"
+	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+# For editing the code: pages reload when a file changes.
+dev: install
 	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
-	  --server.headless true --browser.gatherUsageStats false --client.toolbarMode viewer
+	  --server.fileWatcherType auto --server.runOnSave true
 
 test: install chromium
 	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m pytest -q -p no:cacheprovider

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import streamlit as st
 
@@ -23,7 +24,10 @@ def device_label() -> str:
     return describe_device(resolve_device("auto"))
 
 
-st.set_page_config(page_title="Mixture Lab", page_icon=":material/hub:", layout="wide")
+# A local file: a `:material/…:` page icon makes every browser fetch it from a font server.
+ICON = Path(__file__).resolve().parent / "assets" / "icons" / "hub.png"
+
+st.set_page_config(page_title="Mixture Lab", page_icon=str(ICON), layout="wide")
 umap_warm_up()
 page = st.navigation(
     [

@@ -89,8 +89,18 @@ def pick_checkpoint(prefix: str, empty_hint: str) -> CheckpointChoice:
         if not runs:
             st.info(f"No saved runs yet: {empty_hint}, or upload a checkpoint.")
             st.stop()
-        run_id = st.selectbox(
+        left, right = st.columns([4, 1], vertical_alignment="bottom")
+        run_id = left.selectbox(
             "Run", list(runs), key=f"{prefix}run", format_func=lambda r: describe(runs[r])
+        )
+        path = runs[run_id].path
+        right.download_button(
+            "Download run",
+            path.read_bytes(),
+            file_name=path.name,
+            mime="application/octet-stream",
+            key=f"{prefix}download",
+            help="The run's .safetensors file: open it in another Mixture Lab or `moa eval`.",
         )
         return choice_for(runs[run_id])
     upload = st.file_uploader("Checkpoint file", type=["safetensors"], key=f"{prefix}upload")

@@ -10,15 +10,21 @@ from torch import nn
 
 from app_pages.checkpoint_picker import pick_image_run
 from moa_core.analysis import generation
+from moa_core.analysis.health import flat_experts, flat_experts_message
 from moa_core.data import Dataset
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.ui_state import PIPELINE_RUN
 from moa_core.viz.generation import walk_figure
-from moa_core.viz.images import image_grid
+from moa_core.viz.images import image_grid, png_bytes
 
 PREFIX = "exp_"
 PRIORS = f"{PREFIX}priors"  # run id → LatentPrior (MoA's is fitted to the data: do it once)
 SESSION, PICK = "This session's pipeline", "A saved run or an upload"
+HEALTH_SAMPLES = 8  # samples per expert checked for a flat, untrained decoder
+UNTRAINED_FIX = (
+    "train the mixture for more epochs (the last step of the Pretraining pipeline); if the "
+    "manager put every sample into one cluster, give the manager step more epochs first."
+)
 
 
 def session_model() -> tuple[str, nn.Module, Dataset] | None:
@@ -56,16 +62,30 @@ def samples_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset)
     c1, c2 = st.columns(2)
     count = c1.slider("Samples per expert", 4, 16, 10, key=f"{PREFIX}count")
     seed = c2.number_input("Seed", 0, 1_000_000, 0, key=f"{PREFIX}sample_seed")
-    rows = [
-        generation.expert_samples(model, prior, k, count, int(seed))
-        for k in range(len(prior.sizes))
-    ]
+    rows = expert_rows(model, prior, count, int(seed))
+    grid = image_grid(np.concatenate(rows), columns=count, scale=scale_for(data) // 2 or 1, gap=2)
     st.image(
-        image_grid(np.concatenate(rows), columns=count, scale=scale_for(data) // 2 or 1, gap=2),
+        grid,
         caption=f"Row k: {count} codes drawn from expert k's "
         + ("fitted Gaussian" if prior.fitted else "prior N(0, I)")
         + ", decoded by expert k (paper 001, Fig. 8).",
     )
+    st.download_button(
+        "Download these samples (PNG)",
+        png_bytes(grid),
+        file_name="expert_samples.png",
+        mime="image/png",
+        key=f"{PREFIX}samples_png",
+    )
+
+
+def expert_rows(
+    model: nn.Module, prior: generation.LatentPrior, count: int, seed: int
+) -> list[np.ndarray]:
+    """`count` samples per expert, one array [count, C, H, W] per expert."""
+    return [
+        generation.expert_samples(model, prior, k, count, seed) for k in range(len(prior.sizes))
+    ]
 
 
 def walk_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset) -> None:
@@ -140,8 +160,12 @@ except generation.NotGenerative as err:
     st.stop()
 st.caption(
     f"{len(prior.sizes)} experts, latent sizes {', '.join(map(str, prior.sizes))}, "
-    f"on `{data.name}`."
+    f"on `{data.name}`. Each expert's codes are drawn from {generation.prior_name(prior)}."
 )
+flat = flat_experts(np.stack(expert_rows(model, prior, HEALTH_SAMPLES, 0)))
+untrained = flat_experts_message(flat, len(prior.sizes), UNTRAINED_FIX)
+if untrained:
+    st.warning(untrained)
 samples, walk, between, probe = st.tabs(
     ["Samples", "Latent walk", "Interpolation", "All-ones probe"]
 )

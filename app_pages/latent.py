@@ -7,6 +7,7 @@ import streamlit as st
 from app_pages.checkpoint_picker import CheckpointChoice, pick_checkpoint
 from moa_core import explore, ui_state
 from moa_core.analysis.embedding import UmapParams
+from moa_core.analysis.health import collapse_message
 from moa_core.checkpoint import CheckpointError
 from moa_core.data import DatasetError
 from moa_core.device import resolve_device
@@ -55,16 +56,25 @@ st.caption(
 left, right = st.columns([3, 2])
 if "usage" in scores:  # classifiers have accuracy instead of expert usage
     left.plotly_chart(usage_figure({analysis.config.model_type: scores["usage"]}, height=260))
+    collapsed = collapse_message(scores["usage"])
+    if collapsed:
+        left.warning(collapsed)
 with right:
     mode = st.radio("Colour by", explore.COLOR_MODES, horizontal=True, key="latent_color")
-    max_points = st.slider(
-        "Points shown (seeded sample)",
-        200,
-        3000,
-        explore.DEFAULT_MAX_POINTS,
-        step=100,
-        key="latent_points",
-    )
+    points = explore.points_slider(analysis.num_samples)
+    if points is None:
+        max_points = analysis.num_samples
+        st.caption(f"All {analysis.num_samples} points are shown.")
+    else:
+        low, high, default = points
+        max_points = st.slider(
+            "Points shown (seeded sample)",
+            low,
+            high,
+            default,
+            step=explore.POINTS_STEP,
+            key=f"latent_points_{analysis.num_samples}",  # another run starts at its default
+        )
     neighbours = st.slider(
         "UMAP neighbours",
         5,

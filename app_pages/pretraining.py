@@ -13,6 +13,7 @@ from app_pages.checkpoint_picker import pick_checkpoint
 from app_pages.job_panel import show_dataset_problem
 from moa_core import ui_state
 from moa_core.analysis.cluster_finder import SELECTIONS, umap_neighbors
+from moa_core.analysis.health import collapse_message
 from moa_core.analysis.latent_size import CLUSTERING, RECONSTRUCTION
 from moa_core.checkpoint import CheckpointError, save_run
 from moa_core.lessons import lesson_text, lesson_title
@@ -34,6 +35,10 @@ JOBS = f"{PREFIX}jobs"  # step name → (key, job id) while its job runs
 STEP_ORDER = ("size", "clusters", "manager", "mixture")
 POLL_SECONDS = 1.0
 RUN_HERE, SAVED = "Run it here", "A saved run"
+MANAGER_FIX = (
+    "more manager epochs, or more VAE epochs so HDBSCAN's clusters are whole classes; "
+    "the MoE-VAE trained from this manager starts with its experts idle."
+)
 
 
 def widgets() -> tuple[str, PretrainSettings, dict[str, Any]]:
@@ -206,6 +211,11 @@ def show_record(record: PipelineRecord, final_acc: float | None) -> None:
         ),
         key=f"{PREFIX}conf_true",
     )
+    collapsed = collapse_message(
+        np.asarray(record.confusion_clusters).sum(axis=0), unit="cluster", fix=MANAGER_FIX
+    )
+    if collapsed:
+        st.warning(f"The manager: {collapsed}")
     st.markdown(
         "Latent size per expert (the finder on each cluster's codes): "
         + ", ".join(f"cluster {c + 1}: **{s}**" for c, s in enumerate(record.latent_sizes))

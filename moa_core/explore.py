@@ -24,6 +24,17 @@ from moa_core.train.setup import check_dataset_fits
 
 COLOR_MODES = ("predicted cluster", "true label", "gate entropy")
 DEFAULT_MAX_POINTS = 2000
+POINTS_STEP, MOST_POINTS = 100, 3000  # the "Points shown" slider's step and top
+
+
+def points_slider(total: int) -> tuple[int, int, int] | None:
+    """(low, high, default) for a "Points shown" slider over a run of `total` samples: never
+    past the run's size, all of a small run by default; None when a slider has no choice to
+    offer (a run of at most one step's worth of samples is drawn whole)."""
+    high = min(total, MOST_POINTS)
+    if high <= POINTS_STEP:
+        return None
+    return POINTS_STEP, high, min(high, DEFAULT_MAX_POINTS)
 
 
 @dataclass

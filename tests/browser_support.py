@@ -1,69 +1,24 @@
-"""What the browser tests share: the real app under `streamlit run` on a free local port, and
-Debian's Chromium (never a downloaded browser)."""
+"""What the browser tests share: the server and browser plumbing of `benchmarks.browser`, and
+checks on a page."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 90  # seconds for `streamlit run` to answer its health check
+if str(Path(__file__).resolve().parent.parent) not in sys.path:  # scripts run from elsewhere
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.browser import (  # noqa: F401  (what the browser tests import from here)
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    ROOT,
+    free_port,
+    streamlit_server,
+    wait_healthy,
+)
+
 RENDER_TIMEOUT_MS = 180_000  # the first Latent page waits for UMAP's compile and a model pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited early:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()[-3000:]}")
-
-
-@contextmanager
-def streamlit_server(runs_dir: Path, log_dir: Path) -> Iterator[str]:
-    """The app with `runs_dir` as its run registry; yields its URL, stops it afterwards."""
-    port = free_port()
-    log = log_dir / "server.log"
-    env = {**os.environ, "MOA_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.address", "127.0.0.1", "--server.port", str(port),
-        "--server.headless", "true", "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def assert_no_exception(page) -> None:

@@ -305,3 +305,69 @@ def test_this_sessions_pipeline_is_shown_without_a_saved_run(
     assert_every_view(at, tiny_pipeline.record.k_found)
     at.number_input(key="exp_i_a").set_value(10).run()
     assert_every_view(at, tiny_pipeline.record.k_found)
+
+
+# --- Projector-ready: a word on the page when a model failed (issue 11, items 11, 12) ----
+
+
+def test_a_manager_that_collapsed_is_named_on_the_page(
+    runs: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every sample counted in the manager's cluster 1: the page says so and what to try."""
+    path = Path(runs["dir"]) / f"{runs['pipeline']}.safetensors"
+    loaded = load_checkpoint(path)
+    record = dict(loaded.meta["pretraining"])
+    rows = record["confusion_clusters"]
+    record["confusion_clusters"] = [[sum(row)] + [0] * (len(row) - 1) for row in rows]
+    save_run(loaded.model, loaded.config, {**loaded.meta, "pretraining": record}, tmp_path)
+    at = open_page(PRETRAINING_PAGE, tmp_path, monkeypatch)
+    at.radio(key="pre_mode").set_value("A saved run").run()
+    assert not at.exception and not at.error
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("The manager: Collapsed: cluster 1 takes 100% of the samples")
+    assert "more manager epochs" in warnings[0]
+
+
+def test_experts_that_never_learned_are_named_on_the_page(
+    runs: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A MoE-VAE whose decoders are all zeros draws the same grey tile for every code."""
+    loaded = load_checkpoint(Path(runs["dir"]) / f"{runs['fixed']}.safetensors")
+    for parameter in loaded.model.decoder.parameters():
+        parameter.data.zero_()
+    flat_id = save_run(loaded.model, loaded.config, loaded.meta, tmp_path).stem
+    at = open_page(EXPERTS_PAGE, tmp_path, monkeypatch)
+    at.radio(key="exp_mode").set_value(PICK).run()
+    assert at.selectbox(key="exp_run").value == flat_id
+    assert not at.exception and not at.error
+    (warning,) = at.warning
+    assert warning.value.startswith("All 3 experts decode every code into the same flat image")
+
+
+def test_a_moa_run_says_its_codes_come_from_a_fitted_gaussian_not_a_prior(
+    runs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_experts(runs, "moa", monkeypatch)
+    page_text = " ".join(c.value for c in at.caption) + image_captions(at)
+    assert "fitted to the codes of the images it wins" in page_text
+    assert "N(0, I)" not in page_text
+    download = at.get("download_button")
+    assert len(download) == 2  # the run's file and the samples' PNG
+
+
+def test_every_expert_tile_is_framed_so_the_all_ones_probe_shows(
+    runs: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe is a white tile first in its grid: its frame must not be white."""
+    import numpy as np
+
+    from moa_core.analysis.generation import all_ones_probe
+    from moa_core.viz.images import image_grid
+
+    loaded = load_checkpoint(Path(runs["dir"]) / f"{runs['fixed']}.safetensors")
+    probe = all_ones_probe(loaded.model, (1, 16, 16))
+    grid = image_grid(probe, columns=len(probe), scale=2, gap=2)
+    assert (grid[2:34, 2:34] == 255).all()  # the probe tile itself is white
+    around = [grid[:2, :36], grid[34:36, :36], grid[:36, :2], grid[:36, 34:36]]
+    assert all((side < 200).all() for side in around)

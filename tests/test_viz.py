@@ -62,17 +62,26 @@ def test_upscale_repeats_each_pixel() -> None:
 
 def test_image_grid_places_images_row_major_with_black_padding() -> None:
     grid = image_grid(constant_images([0.2, 0.4, 0.6]), columns=2)  # 2×2 cells of 4×4
-    assert grid.shape == (8, 8, 3)
-    assert grid[0, 0, 0] == 51  # 0.2 · 255
-    assert grid[0, 4, 0] == 102  # 0.4 · 255, second column
-    assert grid[4, 0, 0] == 153  # 0.6 · 255, second row
-    assert (grid[4:, 4:] == 0).all()  # no fourth image: black
+    assert grid.shape == (8 + 2, 8 + 2, 3)  # plus a 1-pixel frame
+    assert grid[1, 1, 0] == 51  # 0.2 · 255
+    assert grid[1, 5, 0] == 102  # 0.4 · 255, second column
+    assert grid[5, 1, 0] == 153  # 0.6 · 255, second row
+    assert (grid[5:9, 5:9] == 0).all()  # no fourth image: black
 
 
 def test_image_grid_gap_separates_tiles() -> None:
     grid = image_grid(constant_images([1.0, 1.0]), columns=2, scale=2, gap=3)
-    assert grid.shape == (8, 8 + 3 + 8, 3)
-    assert (grid[:, 8:11] == GAP_COLOR).all()
+    assert grid.shape == (3 + 8 + 3, 3 + 8 + 3 + 8 + 3, 3)
+    assert (grid[:, 11:14] == GAP_COLOR).all()
+
+
+def test_a_white_tile_stays_visible_on_a_white_page() -> None:
+    """The all-ones probe is a white tile: a frame that is not white must surround it."""
+    for gap in (0, 2):
+        grid = image_grid(constant_images([1.0]), columns=1, scale=3, gap=gap)
+        frame = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])
+        assert (frame < 200).all()
+        assert (grid[grid.shape[0] // 2, grid.shape[1] // 2] == 255).all()
 
 
 def test_reconstruction_grid_shape_and_pixels() -> None:
@@ -85,17 +94,17 @@ def test_reconstruction_grid_shape_and_pixels() -> None:
         ]
     )  # recon[r, k] = 0.1 · (3r + k + 1)
     grid = reconstruction_grid(inputs, recon)
-    assert grid.shape == (rows * size, (experts + 1) * size, 3)
-    assert grid[0, 0, 0] == 0 and grid[size, 0, 0] == 255  # column 0: the inputs
+    assert grid.shape == (rows * size + 2, (experts + 1) * size + 2, 3)
+    assert grid[1, 1, 0] == 0 and grid[size + 1, 1, 0] == 255  # column 0: the inputs
     # Row 1, expert 2 (column 3): 0.1 · (3 + 2 + 1) = 0.6 → 153.
-    assert grid[size + 1, 3 * size + 1, 0] == 153
+    assert grid[size + 2, 3 * size + 2, 0] == 153
 
 
 def test_reconstruction_grid_frames_the_gate_choice() -> None:
     inputs = constant_images([0.5, 0.5])
     recon = np.stack([constant_images([0.5, 0.5, 0.5])] * 2)
     gates = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]])
-    grid = reconstruction_grid(inputs, recon, gates, scale=2)  # tiles 8×8
+    grid = reconstruction_grid(inputs, recon, gates, scale=2)[1:-1, 1:-1]  # tiles 8×8, no frame
     framed_row0 = grid[0:8, 2 * 8 : 3 * 8]  # row 0 → expert 2 (column 2)
     assert framed_row0[0, 0].tolist() == list(WINNER_COLOR)
     assert framed_row0[4, 4].tolist() == [128, 128, 128]  # interior untouched

@@ -45,6 +45,13 @@ class LatentPrior:
     fitted: bool  # False: the VAE prior N(0, I); True: fitted to the expert's codes
 
 
+def prior_name(prior: LatentPrior) -> str:
+    """Where an expert's sample codes come from, in the words a caption uses."""
+    if prior.fitted:
+        return "the Gaussian fitted to the codes of the images it wins (a plain autoencoder)"
+    return "its prior N(0, I) (a VAE)"
+
+
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 

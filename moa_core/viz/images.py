@@ -14,7 +14,9 @@ import numpy as np
 from PIL import Image
 
 WINNER_COLOR = (0, 170, 80)  # frame around the expert the gate picks
-GAP_COLOR = 255  # white between tiles, like the page around them
+# Grey between tiles and around the grid: a white tile (the all-ones probe) stays visible on a
+# white page, and a black one on a dark theme.
+GAP_COLOR = 150
 
 
 def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
@@ -43,9 +45,10 @@ def upscale(image: np.ndarray, scale: int) -> np.ndarray:
 def image_grid(images: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 0) -> np.ndarray:
     """`[N, C, H, W]` → one uint8 `[H, W, 3]` image, row-major.
 
-    Each tile is enlarged `scale`×; `gap` white pixels separate tiles (tightly packed digits
-    read as one squiggle). Cells after the last image stay black. Without a gap the size is
-    exactly `rows·H·scale × columns·W·scale`.
+    Each tile is enlarged `scale`×; `gap` grey pixels separate tiles (tightly packed digits
+    read as one squiggle) and a grey border of `max(gap, 1)` pixels frames the grid, so no
+    tile melts into the page. Cells after the last image stay black. The size is
+    `rows·H·scale + (rows − 1)·gap + 2·border` by the same for columns.
     """
     images = np.asarray(images)
     if images.ndim != 4 or len(images) == 0:
@@ -53,17 +56,27 @@ def image_grid(images: np.ndarray, columns: int = 8, scale: int = 1, gap: int = 
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
     height, width = images.shape[2] * scale, images.shape[3] * scale
+    border = grid_border(gap)
     grid = np.full(
-        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap, 3),
+        (
+            rows * height + (rows - 1) * gap + 2 * border,
+            columns * width + (columns - 1) * gap + 2 * border,
+            3,
+        ),
         GAP_COLOR,
         dtype=np.uint8,
     )
     for i in range(rows * columns):
         r, c = divmod(i, columns)
-        top, left = r * (height + gap), c * (width + gap)
+        top, left = border + r * (height + gap), border + c * (width + gap)
         cell = grid[top : top + height, left : left + width]
         cell[:] = upscale(to_rgb_uint8(images[i]), scale) if i < len(images) else 0
     return grid
+
+
+def grid_border(gap: int) -> int:
+    """Width of the grey frame `image_grid` draws around a grid with this gap."""
+    return max(gap, 1)
 
 
 def reconstruction_grid(
@@ -76,7 +89,7 @@ def reconstruction_grid(
     """Rows = samples; column 0 the input, column k the k-th expert's reconstruction.
 
     `inputs` is `[R, C, H, W]`, `reconstructions` `[R, M, C, H, W]`; without a gap the result
-    is `[R·H·s, (M+1)·W·s, 3]` uint8. With `gate_probs` `[R, M]`, a green frame marks the
+    is `[R·H·s, (M+1)·W·s, 3]` uint8 plus `image_grid`'s frame. With `gate_probs` `[R, M]`, a green frame marks the
     expert the gate routes each sample to, which is what shows collapse: one column framed in
     every row.
     """
@@ -93,9 +106,10 @@ def reconstruction_grid(
     grid = image_grid(flat, experts + 1, scale, gap)
     if gate_probs is not None:
         height, width = inputs.shape[2] * scale, inputs.shape[3] * scale
-        thickness = max(1, (scale + 1) // 2)
+        thickness, border = max(1, (scale + 1) // 2), grid_border(gap)
         for row, expert in enumerate(np.asarray(gate_probs).argmax(1)):
-            top, left = row * (height + gap), (int(expert) + 1) * (width + gap)
+            top = border + row * (height + gap)
+            left = border + (int(expert) + 1) * (width + gap)
             _frame(grid[top : top + height, left : left + width], thickness)
     return grid
 
@@ -105,6 +119,13 @@ def _frame(tile: np.ndarray, thickness: int) -> None:
     tile[-thickness:] = WINNER_COLOR
     tile[:, :thickness] = WINNER_COLOR
     tile[:, -thickness:] = WINNER_COLOR
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """A uint8 `[H, W, 3]` picture (a grid from this module) as PNG bytes, for a download."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(picture)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def png_data_uri(image: np.ndarray) -> str:

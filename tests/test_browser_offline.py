@@ -1,0 +1,135 @@
+"""`make app` as a teacher starts it: its checked-in server settings hold, and neither the
+browser nor the server reaches beyond this machine on any page (issue 11, item 4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_support import ROOT, assert_no_exception, free_port, wait_healthy
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PAGES = {  # path → the page's title, shown once the page has run
+    "/": "Train",
+    "/latent": "Latent space",
+    "/distributions": "Cluster distributions",
+    "/maximize": "Neuron maximization",
+    "/routing": "Routing",
+    "/pretraining": "Pretraining pipeline",
+    "/experts": "Experts & latent walks",
+}
+LOCAL_SCHEMES = ("data:", "blob:", "about:")
+
+
+class ConnectionRecorder:
+    """A TCP listener that stands in for every proxy: anything the server tries to fetch
+    through `HTTP(S)_PROXY` arrives here and is counted instead of leaving the machine."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def recorder() -> Iterator[ConnectionRecorder]:
+    recorder = ConnectionRecorder()
+    yield recorder
+    recorder.close()
+
+
+@pytest.fixture(scope="module")
+def served(saved_run_dir: Path, recorder, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """`make app PORT=…` exactly as the README says, every proxy pointing at the recorder."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("make_app") / "server.log"
+    proxy = f"http://127.0.0.1:{recorder.port}"
+    env = {
+        **os.environ,
+        "MOA_RUNS_DIR": str(saved_run_dir),
+        "OMP_NUM_THREADS": "1",
+        **{name: proxy for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")},
+        "NO_PROXY": "",
+        "no_proxy": "",
+    }
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["make", "-s", "app", f"PORT={port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # make and streamlit in one group, stopped together
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process, log)
+        yield url, log
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_no_page_makes_a_request_that_leaves_the_machine(browser, served, recorder) -> None:
+    url, log = served
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    for path, title in PAGES.items():
+        page.goto(url + path)
+        page.get_by_role("heading", name=title).first.wait_for()
+        time.sleep(2)  # late requests: icons, fonts, usage statistics
+        assert_no_exception(page)
+    context.close()
+    outside = [u for u in requested if not u.startswith(url) and not u.startswith(LOCAL_SCHEMES)]
+    assert requested and outside == []
+    assert recorder.connections == 0  # the server fetched nothing either
+    text = log.read_text()
+    assert "Inotify" not in text
+
+
+def test_streamlit_reads_the_checked_in_settings() -> None:
+    """`make app` passes no watcher, statistics or toolbar flags: the config file must set
+    them for any `streamlit run app.py` started in the repository."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "streamlit", "config", "show"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert 'fileWatcherType = "none"' in shown
+    assert "gatherUsageStats = false" in shown
+    assert 'address = "127.0.0.1"' in shown
