@@ -6,6 +6,8 @@ import streamlit as st
 
 from app_pages.job_panel import JobPanel, show_dataset_problem
 from moa_core import ui_state
+from moa_core.analysis.density import PlaneSnapshot
+from moa_core.analysis.health import collapse_message
 from moa_core.data import point_set_names
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
@@ -73,13 +75,11 @@ def settings_panel(locked: bool) -> str | None:
     return show_dataset_problem(st.session_state[f"{PREFIX}dataset"])
 
 
-def chosen_clusters(jobs: list[Job], views: dict[int, dict]) -> list[int]:
+def chosen_clusters(jobs: list[Job], planes: list[PlaneSnapshot]) -> list[int]:
     """The multiselect of clusters to draw, sized by the first snapshot that has a plane."""
-    planes = [v["snapshot"]["plane"] for v in views.values() if v["snapshot"]]
     if not planes:
         return []
-    k = planes[0]["grid"].values.shape[0]
-    options = list(range(k))
+    options = list(range(planes[0]["grid"].values.shape[0]))
     key = f"{PREFIX}shown_{jobs[0].id}"  # new jobs (maybe another K) start from the default
     return st.multiselect(
         "Clusters to draw",
@@ -101,31 +101,31 @@ def live_view(was_active: bool) -> None:
     views = {job.id: job.state.view() for job in jobs}
     if was_active and not any(ui_state.is_active(job) for job in jobs):
         st.rerun()  # full rerun: stops the polling and unlocks the settings
-    clusters = chosen_clusters(jobs, views)
-    columns = st.columns(len(jobs))
-    for job, column in zip(jobs, columns, strict=True):
+    for job, column in zip(jobs, st.columns(len(jobs)), strict=True):
         with column:
             panel.header(job, views[job.id])
-            snapshot = views[job.id]["snapshot"]
-            if not snapshot or "plane" not in snapshot:
-                st.caption("The densities appear after the first epoch.")
-            elif clusters:
-                plane = snapshot["plane"]
-                figure = density_contours(
-                    plane["grid"], clusters, plane["points"], plane["assignments"]
-                )
-                st.plotly_chart(figure, key=f"contours_{job.id}")
             panel.results(job)
-    means = {
-        job.spec.label: views[job.id]["snapshot"]["plane"]["mean_density"]
+            metrics = ui_state.final_metrics(job)
+            fix = ui_state.run_collapse_fix(job.spec, comparing=len(jobs) > 1)
+            verdict = metrics and collapse_message(metrics["usage"], "cluster", fix)
+            if verdict:
+                st.warning(verdict)
+    planes = {
+        job.spec.label: views[job.id]["snapshot"]["plane"]
         for job in jobs
         if views[job.id]["snapshot"] and "plane" in views[job.id]["snapshot"]
     }
-    if means:
+    clusters = chosen_clusters(jobs, list(planes.values()))
+    if not planes:
+        st.caption("The densities appear after the first epoch.")
+    elif clusters:
+        st.plotly_chart(density_contours(planes, clusters), key="contours")
+    if planes:
         st.markdown(
             "**Mean density over one batch of 128 points**, (1/n) Σᵢ h_j(xᵢ) "
             "(paper 004, Table 1): ≈ 0.5 for every cluster when the scores are normalized."
         )
+        means = {label: plane["mean_density"] for label, plane in planes.items()}
         st.dataframe(mean_density_table(means), hide_index=True)
 
 

@@ -18,6 +18,7 @@ from moa_core.image_input import (
 
 DATASET, UPLOAD, DRAW = "Dataset image", "Upload", "Draw"
 CANVAS_SIDE = 180
+TOOLBAR_ROOM = 28  # pixels of space above the canvas for its hover toolbar
 
 
 def first_of_class(data: Dataset, slot: int) -> int:
@@ -55,10 +56,13 @@ def pick_image(slot: int, data: Dataset, prefix: str) -> tuple[np.ndarray, str] 
         dark = has_dark_background(data.x[:256].numpy())
         try:
             image = read_image(upload.name, upload.getvalue())
-            return to_model_input(image, channels, size, dark), upload.name
+            return to_model_input(image, channels, size, dark, name=upload.name), upload.name
         except ImageInputError as err:
             st.error(str(err))
             return None
+    # The canvas's toolbar (undo, redo, clear) pops up 2.65rem above it on hover: the space
+    # keeps it off this column's source choices.
+    st.space(TOOLBAR_ROOM)
     drawing = st_canvas(
         stroke_width=14,
         stroke_color="#FFFFFF",
@@ -72,6 +76,6 @@ def pick_image(slot: int, data: Dataset, prefix: str) -> tuple[np.ndarray, str] 
     pixels = drawing.image_data if drawing is not None else None
     image = None if pixels is None else drawing_to_input(pixels, channels, size)
     if image is None:
-        st.caption("Draw a digit with the mouse.")
+        st.caption("Draw a digit with the mouse; hover the canvas to undo or clear it.")
         return None
     return image, "your drawing"

@@ -9,24 +9,105 @@ from __future__ import annotations
 import streamlit as st
 
 from moa_core import ui_state
-from moa_core.data import data_dir
+from moa_core.data import build_point_set, data_dir, unbuilt_point_set
+from moa_core.data.bottleneck import BOTTLENECK_SETS
+from moa_core.train.control import TrainingControl
 from moa_core.train.jobs import Job, JobSpec, job_manager
+from moa_core.train.pretraining import PipelineStopped
+from moa_core.train.trainer import Callback, TrainEvent
 
 DELAY_HELP = "Speed control: watch training step by step."
 
 
-@st.cache_data(ttl=60, show_spinner="Checking the dataset (2-D sets are built on first use)…")
+BUILD_POLL_SECONDS = 1.0
+
+
+@st.cache_data(ttl=60, show_spinner="Checking the dataset…")
 def _dataset_problem(spec: str, folder: str) -> str | None:
     del folder  # part of the cache key only: a different MOA_DATA_DIR may hold the files
     return ui_state.check_dataset(spec)
 
 
 def show_dataset_problem(spec: str) -> str | None:
-    """Check `spec` (cached per data folder); show and return the one-line reason, or None."""
-    problem = _dataset_problem(spec, str(data_dir()))
+    """Check `spec` (cached per data folder); show and return the one-line reason, or None.
+
+    A 2-D bottleneck set that is not built yet is never loaded here: that trains a CNN for up
+    to a minute and would hold the whole page. Its image set is checked instead, and the page
+    gets a Build button or the build's progress; the reason returned keeps Start waiting.
+    """
+    unbuilt = unbuilt_point_set(spec)
+    problem = _dataset_problem(BOTTLENECK_SETS[unbuilt] if unbuilt else spec, str(data_dir()))
+    if problem and unbuilt:
+        problem = f"{unbuilt} is made from {BOTTLENECK_SETS[unbuilt]}: {problem}"
     if problem:
         st.error(problem)
-    return problem
+        return problem
+    return _offer_build(unbuilt) if unbuilt else None
+
+
+def point_set_build(name: str) -> JobSpec:
+    """A job that builds the 2-D set `name`: its epoch events carry the training steps
+    done and in all, and Stop abandons the build before anything is written."""
+
+    def work(on_event: Callback, control: TrainingControl) -> None:
+        def progress(done: int, total: int) -> None:
+            if control.stopped:
+                raise PipelineStopped(f"building {name} was stopped")
+            metrics = {"done": done, "total": total}
+            on_event(TrainEvent("epoch", epoch=done, step=done, metrics=metrics))
+
+        build_point_set(name, progress)
+
+    return JobSpec(dataset=name, label=f"Build {name}", work=work)
+
+
+def _latest_build(name: str) -> Job | None:
+    """The newest job building `name`, from any browser: one build serves the classroom."""
+    builds = [job for job in job_manager().jobs.values() if job.spec.label == f"Build {name}"]
+    return builds[-1] if builds else None
+
+
+def _start_build(name: str) -> None:
+    job = _latest_build(name)
+    if job is None or job.done:  # a second click before the rerun starts no second build
+        job_manager().submit(point_set_build(name))
+
+
+def _offer_build(name: str) -> str:
+    """The running build's progress, else a Build button; the reason Start waits."""
+    job = _latest_build(name)
+    if job is not None and not job.done:
+        _watch_build(job)
+    else:
+        if job is not None and job.status == "failed":
+            st.error(f"Building {name} failed: {job.state.message}")
+        st.info(
+            f"**{name}** is built once on this machine: a small CNN learns to place every "
+            f"{BOTTLENECK_SETS[name]} image on a plane (about 10 s for digits, a minute for "
+            "MNIST). The rest of the page works meanwhile."
+        )
+        st.button(f"Build {name}", on_click=_start_build, args=(name,), type="primary")
+    return f"{name} is not built yet"
+
+
+@st.fragment(run_every=BUILD_POLL_SECONDS)
+def _watch_build(job: Job) -> None:
+    """The build's progress bar and a Stop button; a full rerun once it is done."""
+    if job.done:
+        st.rerun()
+    name, steps = job.spec.dataset, job.state.view()["epochs"]
+    position = job_manager().queue_position(job)
+    if position:
+        fraction, text = 0.0, f"Building {name}: waiting, number {position} in the queue"
+    elif not steps:
+        fraction, text = 0.0, f"Building {name}: loading {BOTTLENECK_SETS[name]}"
+    else:
+        done, total = steps[-1]["done"], steps[-1]["total"]
+        fraction = done / total
+        text = f"Building {name}: training the 2-unit CNN, step {done} of {total}"
+    st.progress(fraction, text=text)
+    stop = job_manager().cancel
+    st.button("Stop building", key=f"stop_build_{job.id}", on_click=stop, args=(job,))
 
 
 class JobPanel:
@@ -66,13 +147,21 @@ class JobPanel:
         for job in self.active_jobs():
             job.control.set_delay(float(st.session_state[self.delay_key]))
 
+    def set_learning_rate(self, lr: float) -> None:
+        """New base rate for the running jobs, noted with its step for the loss chart."""
+        for job in self.active_jobs():
+            job.control.set_learning_rate(lr)
+            job.state.note_learning_rate(lr)
+
     def delay_slider(self, where=st) -> None:
+        # Started once in the session, not by a `value`: a lesson demo sets it through the
+        # session, and a widget with both makes Streamlit warn.
+        st.session_state.setdefault(self.delay_key, 0.0)
         where.slider(
             "Slow down (seconds per batch)",
             0.0,
             1.0,
-            0.0,
-            step=0.05,
+            step=ui_state.DELAY_STEP,
             key=self.delay_key,
             on_change=self.apply_delay,
             help=DELAY_HELP,

@@ -1,43 +1,167 @@
 """Neuron maximization: for every cluster unit of an image model, the images it likes most and
-least and the input synthesized to excite it (paper 004, Fig. 8)."""
+least and the input synthesized to excite it (paper 004, Fig. 8).
+
+The ranking is one pass over the data and shows at once; the synthesis runs as a job in a
+worker thread and a polling fragment draws its images as they improve.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import streamlit as st
 from torch import nn
 
 from app_pages.checkpoint_picker import pick_image_run
-from moa_core.analysis.maximize import SynthesisSettings, UnitReport, maximize_units
+from moa_core.analysis.maximize import (
+    Ranking,
+    Synthesis,
+    SynthesisSettings,
+    UnitReport,
+    gate_scores,
+    rank_units,
+    synthesis_work,
+)
 from moa_core.analysis.routing import UnitChoice, unit_choices
 from moa_core.data import Dataset
 from moa_core.lessons import lesson_text, lesson_title
+from moa_core.train.jobs import Job, JobSpec, job_manager
+from moa_core.viz.images import image_grid, png_bytes
 from moa_core.viz.maximize import activation_figure, maximization_grid
 
 PREFIX = "max_"
 TOP_K = 10
-REPORTS = f"{PREFIX}reports"  # session cache: (run id, settings) → UnitReport
+POLL_SECONDS = 1.0
+RANKINGS = f"{PREFIX}rankings"  # session cache: (run id, units) → Ranking
+REPORTS = f"{PREFIX}reports"  # session cache: (run id, units, settings) → UnitReport
+JOB = f"{PREFIX}job"  # (key, job id) of this session's synthesis in progress
+KEEP = 6  # reports kept per session: the images of a big model add up
+COLUMNS = [1.4, 10, 10, 2.6]  # label | top k | bottom k | synthesized (the largest tile)
 
 
-def report_for(
-    run_id: str, model: nn.Module, data: Dataset, settings: SynthesisSettings, units: UnitChoice
-) -> UnitReport:
-    """Computed once per run, units and settings in this session, with a progress bar."""
-    reports = st.session_state.setdefault(REPORTS, {})
-    key = (run_id, settings, units.label)
-    if key not in reports:
-        bar = st.progress(0.0, text="Synthesizing one image per unit…")
-
-        def progress(step: int, steps: int) -> None:
-            if step % 8 == 0 or step == steps:
-                bar.progress(step / steps, text=f"Synthesizing: step {step}/{steps}")
-
+def ranking_for(run_id: str, model: nn.Module, data: Dataset, units: UnitChoice) -> Ranking:
+    """Each unit's top and bottom images, once per run and unit set in this session."""
+    rankings = st.session_state.setdefault(RANKINGS, {})
+    key = (run_id, units.label)
+    if key not in rankings:
         x = data.x.to(next(model.parameters()).device)
-        reports.clear()  # keep one report: images of a big model add up
-        reports[key] = maximize_units(
-            model, x, k=TOP_K, settings=settings, progress=progress, score_fn=units.score_fn
+        rankings[key] = rank_units(model, x, k=TOP_K, score_fn=units.score_fn)
+    return rankings[key]
+
+
+def keep_report(key: tuple, report: UnitReport) -> None:
+    reports = st.session_state.setdefault(REPORTS, {})
+    reports[key] = report
+    for old in list(reports)[:-KEEP]:
+        del reports[old]
+
+
+def synthesis_job(
+    key: tuple, model: nn.Module, data: Dataset, units: UnitChoice, ranking: Ranking
+) -> Job | None:
+    """This key's running job, submitted here if none runs; None once its report is cached
+    (or it failed, which is said in one line)."""
+    held = st.session_state.get(JOB)
+    job = job_manager().jobs.get(held[1]) if held else None
+    if job is not None and held[0] != key:
+        job_manager().cancel(job)  # the settings changed under it
+        job = None
+    if job is not None and job.done:
+        del st.session_state[JOB]
+        if job.status == "finished":
+            keep_report(key, job.state.result)
+        else:
+            st.error(f"The synthesis did not finish: {job.state.message or job.status}.")
+        return None
+    if job is None:
+        work = synthesis_work(
+            model,
+            ranking,
+            tuple(int(d) for d in data.x.shape[1:]),
+            key[2],
+            next(model.parameters()).device,
+            lambda copy: replace(units, model=copy).score_fn or gate_scores(copy),
         )
-        bar.empty()
-    return reports[key]
+        job = job_manager().submit(JobSpec(label="Neuron maximization", work=work))
+        st.session_state[JOB] = (key, job.id)
+    return job
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def follow(
+    job: Job, ranking: Ranking, images: np.ndarray, names: list[str], settings: SynthesisSettings
+) -> None:
+    """The synthesized images so far, a progress bar and Stop; a full rerun once it is done."""
+    if job.done:
+        st.rerun()
+    view = job.state.view()
+    partial = (view["snapshot"] or {}).get("synthesis")
+    done = partial.steps_done if partial else 0
+    position = job_manager().queue_position(job)
+    text = (
+        f"Synthesis waiting: number {position} in the queue"
+        if position
+        else f"Synthesizing one image per unit: step {done} of {settings.steps}"
+    )
+    bar, stop = st.columns([6, 1], vertical_alignment="bottom")
+    bar.progress(done / settings.steps, text=text)
+    if stop.button("Stop", key=f"{PREFIX}stop"):
+        job_manager().cancel(job)  # the job ends with the images so far
+    show(ranking, partial, images, names, settings)
+
+
+def show(
+    ranking: Ranking,
+    synthesis: Synthesis | None,
+    images: np.ndarray,
+    names: list[str],
+    settings: SynthesisSettings,
+) -> None:
+    """One row per unit under column headers, then the activation chart and the table."""
+    scale = max(1, min(4, 48 // images.shape[-1]))
+    top, bottom = images[ranking.extremes.top], images[ranking.extremes.bottom]
+    header = st.columns(COLUMNS)
+    for column, title in zip(
+        header,
+        (
+            "**Unit**",
+            f"**Top {TOP_K}** (most excited)",
+            f"**Bottom {TOP_K}** (least excited)",
+            "**Synthesized**",
+        ),
+        strict=True,
+    ):
+        column.markdown(title)
+    for row, name in enumerate(names):
+        label, left, middle, right = st.columns(COLUMNS, vertical_alignment="center")
+        label.markdown(f"**{name}**")
+        left.image(image_grid(top[row], TOP_K, scale, 2), width="stretch")
+        middle.image(image_grid(bottom[row], TOP_K, scale, 2), width="stretch")
+        if synthesis is None:
+            right.caption("starting…")
+        else:
+            right.image(image_grid(synthesis.images[row : row + 1], 1, scale, 2), width="stretch")
+    if synthesis is None:
+        return
+    st.plotly_chart(
+        activation_figure(
+            synthesis.history,
+            ranking.best_dataset_scores,
+            names,
+            settings.blur_steps(),
+            settings.steps,
+        ),
+        key=f"{PREFIX}activation",
+    )
+    st.dataframe(
+        {
+            "unit": names,
+            "best dataset image": ranking.best_dataset_scores.round(3),
+            "synthesized": synthesis.final_scores.round(3),
+        },
+        hide_index=True,
+    )
 
 
 st.title("Neuron maximization")
@@ -63,36 +187,46 @@ steps = c1.slider("Synthesis steps", 32, 512, SynthesisSettings().steps, step=32
 fourier = c2.toggle(
     "Fourier parametrization",
     key="max_fourier",
-    help="Optimize the image's spectrum scaled by 1/frequency: bolder, smoother strokes.",
+    help="Optimize the image's spectrum scaled by 1/frequency²: smoother, bolder strokes.",
 )
 seed = c3.number_input("Seed", 0, 1_000_000, 0, key="max_seed")
 settings = SynthesisSettings(steps=int(steps), fourier=bool(fourier), seed=int(seed))
-report = report_for(choice.run_id, model, data, settings, units)
 
+ranking = ranking_for(choice.run_id, model, data, units)
+names = [units.row_name(u) for u in ranking.units]
 images = data.x.numpy()
-extremes, synthesis = report.extremes, report.synthesis
-scale = max(1, min(4, 48 // data.x.shape[-1]))
-names = [units.row_name(u) for u in report.units]
 st.markdown(
-    f"**{checkpoint.config.model_type}** on `{data.name}`: each row is one unit. "
-    f"Left: the {TOP_K} images that excite it most; middle: the {TOP_K} it likes least; "
-    "right: the image synthesized from noise to excite it."
+    f"**{checkpoint.config.model_type}** on `{data.name}`: each row is one unit, with the "
+    f"{TOP_K} images that excite it most, the {TOP_K} it likes least, and an image "
+    "synthesized from noise to excite it."
 )
-st.image(
-    maximization_grid(images[extremes.top], images[extremes.bottom], synthesis.images, scale),
-    caption=f"rows: {', '.join(names)} · top | bottom | synthesized",
-)
-st.markdown(
-    f"The synthesized image excites its unit more than every dataset image for "
-    f"**{report.units_beaten} of {len(report.units)}** units. "
-    "Dotted lines: each unit's best dataset image."
-)
-st.plotly_chart(activation_figure(synthesis.history, report.best_dataset_scores, report.units))
-st.dataframe(
-    {
-        "unit": names,
-        "best dataset image": report.best_dataset_scores.round(3),
-        "synthesized": synthesis.final_scores.round(3),
-    },
-    hide_index=True,
-)
+key = (choice.run_id, units.label, settings)
+reports = st.session_state.setdefault(REPORTS, {})
+job = None if key in reports else synthesis_job(key, model, data, units, ranking)
+report = reports.get(key)
+if report is None and job is not None:
+    follow(job, ranking, images, names, settings)
+elif report is None:
+    show(ranking, None, images, names, settings)
+else:
+    synthesis = report.synthesis
+    if synthesis.steps_done < settings.steps:
+        note, again = st.columns([6, 1], vertical_alignment="bottom")
+        note.info(f"Stopped at step {synthesis.steps_done} of {settings.steps}.")
+        if again.button("Synthesize again", key=f"{PREFIX}again"):
+            del reports[key]
+            st.rerun()
+    st.markdown(
+        f"The synthesized image excites its unit more than every dataset image for "
+        f"**{report.units_beaten} of {len(report.units)}** units. Dotted lines: each unit's "
+        "best dataset image."
+    )
+    show(ranking, synthesis, images, names, settings)
+    top, bottom = images[ranking.extremes.top], images[ranking.extremes.bottom]
+    st.download_button(
+        "Download the grid (PNG)",
+        png_bytes(maximization_grid(top, bottom, synthesis.images, 3)),
+        file_name=f"maximization_{choice.run_id}.png",
+        mime="image/png",
+        key=f"{PREFIX}png",
+    )

@@ -17,7 +17,7 @@ from moa_core.analysis.gates import (
     routing_gates,
     same_gate_layout,
 )
-from moa_core.analysis.routing import gate_vectors, routing_views
+from moa_core.analysis.routing import gate_vectors, predictions, routing_views
 from moa_core.checkpoint import CheckpointError, list_runs
 from moa_core.data import DatasetError
 from moa_core.lessons import lesson_text, lesson_title
@@ -68,13 +68,15 @@ if chosen:
     images = torch.from_numpy(np.stack([image for image, _ in chosen])).to(device)
     views = routing_views(model, images)
     st.caption(
-        "Boxes: each routing layer's input and output tensors, red by their share of the "
-        "layer's mean activation. Edges: gates g_ij, thicker and bluer when larger. Gray: "
-        "the parallel forward layers between routing layers. Hover for the numbers."
+        "Boxes: each routing layer's input tensors X and output tensors Y, red by their share "
+        "of the layer's mean activation. Edges: gates g_ij, thicker and bluer when larger. "
+        "Gray: the parallel forward layers between routing layers. Hover for the numbers."
     )
-    for (image, caption), layers in zip(chosen, views, strict=True):
-        left, right = st.columns([1, 7])
-        left.image(to_rgb_uint8(image), caption=caption, width=96)
+    guesses = predictions(model, images, data)
+    for (image, caption), layers, guess in zip(chosen, views, guesses, strict=True):
+        left, right = st.columns([1, 6], vertical_alignment="center")
+        left.image(to_rgb_uint8(image), caption=caption, width=120)
+        left.markdown(f"**{guess.text}**")
         right.plotly_chart(routing_diagram(layers))
 
 st.subheader("Gates over the dataset")

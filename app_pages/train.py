@@ -6,17 +6,18 @@ import streamlit as st
 
 from app_pages.job_panel import JobPanel, show_dataset_problem
 from moa_core import ui_state
+from moa_core.analysis.health import collapse_message
 from moa_core.checkpoint import save_run
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.train.setup import LR_SCHEDULES
-from moa_core.viz.images import reconstruction_grid, to_rgb_uint8
+from moa_core.viz.images import to_rgb_uint8
 from moa_core.viz.routing import routing_diagram
-from moa_core.viz.training import loss_figure, metrics_figure, usage_figure
+from moa_core.viz.training import loss_figure, metrics_figure, reconstruction_figure, usage_figure
 
 POLL_SECONDS = 1.0
 PREFIX = "train_"  # widget keys are PREFIX + TrainSettings field names
-GRID_WIDTH, GRID_HEIGHT = 480, 400  # pixel box the reconstruction grid is scaled into
+GRID_WIDTH, GRID_HEIGHT = 480, 520  # pixel box for the grid: 16 px digits, 8 rows → 4×
 
 panel = JobPanel(PREFIX)  # this page's jobs in the process-wide job manager
 
@@ -27,8 +28,22 @@ def start() -> None:
 
 
 def apply_learning_rate() -> None:
-    for job in panel.active_jobs():
-        job.control.set_learning_rate(float(st.session_state[f"{PREFIX}lr"]))
+    panel.set_learning_rate(float(st.session_state[f"{PREFIX}lr"]))
+
+
+def init_settings() -> None:
+    """Every widget starts from `TrainSettings` once, through the session; the widgets get no
+    `value`, since one given a value and a session-set key (the family presets, the lesson
+    demo) makes Streamlit warn."""
+    for key, value in ui_state.TrainSettings().as_mapping(PREFIX).items():
+        st.session_state.setdefault(key, value)
+
+
+def run_demo(lesson: str) -> None:
+    """Set up the lesson's suggestion at a watchable pace and start it."""
+    for key, value in (ui_state.lesson_demo(lesson) or {}).items():
+        st.session_state[f"{PREFIX}{key}"] = value
+    start()
 
 
 def save(job_id: int) -> None:
@@ -51,15 +66,11 @@ def apply_family_settings() -> None:
 
 def settings_panel(locked: bool) -> str | None:
     """The widgets; returns the first problem of the dataset or the settings (one line)."""
-    datasets = ui_state.image_datasets()
-    models = ui_state.image_model_types()
-    default = ui_state.TrainSettings()  # every widget starts at these values
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns(4)
         c1.selectbox(
             "Dataset",
-            datasets,
-            index=datasets.index(default.dataset),
+            ui_state.image_datasets(),
             key=f"{PREFIX}dataset",
             disabled=locked,
         )
@@ -70,11 +81,9 @@ def settings_panel(locked: bool) -> str | None:
             disabled=locked,
             help="Train on a subset of the labels, e.g. 3,5 for two digits.",
         )
-        index = models.index(default.model_type) if default.model_type in models else 0
         model_type = c3.selectbox(
             "Model",
-            models,
-            index=index,
+            ui_state.image_model_types(),
             key=f"{PREFIX}model_type",
             disabled=locked,
             on_change=apply_family_settings,
@@ -91,33 +100,28 @@ def settings_panel(locked: bool) -> str | None:
             "M (experts)",
             0,
             30,
-            default.num_clusters,
             key=f"{PREFIX}num_clusters",
             disabled=locked or not ui_state.has_clusters(model_type),
             help="0: one expert per class of the chosen data (2 for classes 3,5). "
             "Classifiers have one output per class instead.",
         )
-        c2.number_input("Epochs", 1, 500, default.epochs, key=f"{PREFIX}epochs", disabled=locked)
-        c3.number_input(
-            "Batch size", 2, 4096, default.batch_size, key=f"{PREFIX}batch_size", disabled=locked
-        )
+        c2.number_input("Epochs", 1, 500, key=f"{PREFIX}epochs", disabled=locked)
+        c3.number_input("Batch size", 2, 4096, key=f"{PREFIX}batch_size", disabled=locked)
         c4.number_input(
             "Max samples",
             0,
             1_000_000,
-            default.max_samples,
             step=100,
             key=f"{PREFIX}max_samples",
             disabled=locked,
             help="Train on a seeded random subset; 0 = all samples.",
         )
-        c5.number_input("Seed", 0, 1_000_000, default.seed, key=f"{PREFIX}seed", disabled=locked)
+        c5.number_input("Seed", 0, 1_000_000, key=f"{PREFIX}seed", disabled=locked)
         c1, c2, c3 = st.columns([2, 1, 3])
         c1.number_input(
             "Learning rate",
             1e-4,
             1.0,
-            default.lr,
             step=5e-4,
             format="%.4f",
             key=f"{PREFIX}lr",
@@ -127,7 +131,6 @@ def settings_panel(locked: bool) -> str | None:
         c2.selectbox(
             "LR schedule",
             LR_SCHEDULES,
-            index=LR_SCHEDULES.index(default.lr_schedule),
             key=f"{PREFIX}lr_schedule",
             disabled=locked,
             help="cosine: the rate anneals from the base rate to 0 over the run.",
@@ -153,32 +156,50 @@ def settings_panel(locked: bool) -> str | None:
     return problem
 
 
-def job_experts(job: Job, view: dict, usage_slot, grid_slot) -> None:
-    history, snapshot = view["epochs"], view["snapshot"]
-    if not history:
-        usage_slot.caption("Scores and expert usage appear after the first epoch.")
-    elif "usage" in history[-1]:  # classifiers have no experts to count
-        usage = usage_figure({job.spec.label: history[-1]["usage"]})
-        usage_slot.plotly_chart(usage, key=f"usage_{job.id}")
-    if snapshot and "routing" in snapshot:
-        image = to_rgb_uint8(snapshot["inputs"][0])
-        grid_slot.caption(
-            "Routing of this input, redrawn after every epoch (see the Routing page)."
-        )
-        grid_slot.image(image, width=64)
-        grid_slot.plotly_chart(routing_diagram(snapshot["routing"]), key=f"routing_{job.id}")
-    if snapshot and "reconstructions" in snapshot:
-        rows, experts, _, height, width = snapshot["reconstructions"].shape
-        fit = min(GRID_WIDTH // ((experts + 1) * width), GRID_HEIGHT // (rows * height))
-        scale = max(1, min(8, fit))
-        grid = reconstruction_grid(
-            snapshot["inputs"], snapshot["reconstructions"], snapshot["gate_probs"], scale, gap=2
-        )
-        grid_slot.caption(
-            "Reconstructions: input on the left, then experts 1…M; "
-            "green frame: the expert the gate picks."
-        )
-        grid_slot.image(grid, width=grid.shape[1])
+def job_panels(job: Job, view: dict, comparing: bool, index: int = 0) -> list:
+    """This job's live panels in reading order (usage with its collapse verdict, routing,
+    reconstructions), each a function drawing into a container; empty before epoch 1. The
+    `index`-th run's bars take its colour in the loss and score charts."""
+    history, snapshot = view["epochs"], view["snapshot"] or {}
+    panels = []
+    if history and "usage" in history[-1]:  # classifiers have no experts to count
+        usage = history[-1]["usage"]
+
+        def draw_usage(slot) -> None:
+            fix = ui_state.run_collapse_fix(job.spec, comparing)
+            verdict = collapse_message(usage, "expert", fix)
+            if verdict:
+                slot.warning(verdict)
+            figure = usage_figure({job.spec.label: usage}, first_color=index)
+            slot.plotly_chart(figure, key=f"usage_{job.id}")
+
+        panels.append(draw_usage)
+    if "routing" in snapshot:
+
+        def draw_routing(slot) -> None:
+            slot.caption("Routing of this input, redrawn after every epoch (see the Routing page).")
+            slot.image(to_rgb_uint8(snapshot["inputs"][0]), width=64)
+            slot.plotly_chart(routing_diagram(snapshot["routing"]), key=f"routing_{job.id}")
+
+        panels.append(draw_routing)
+    if "reconstructions" in snapshot:
+
+        def draw_reconstructions(slot) -> None:
+            rows, experts, _, height, width = snapshot["reconstructions"].shape
+            fit = min(GRID_WIDTH // ((experts + 1) * width), GRID_HEIGHT // (rows * height))
+            figure = reconstruction_figure(
+                snapshot["inputs"],
+                snapshot["reconstructions"],
+                snapshot["gate_probs"],
+                scale=max(1, min(8, fit)),
+            )
+            slot.caption("Reconstructions of a few inputs; green frame: the expert the gate picks.")
+            slot.plotly_chart(
+                figure, key=f"grid_{job.id}", width="content", config={"staticPlot": True}
+            )
+
+        panels.append(draw_reconstructions)
+    return panels
 
 
 def job_results(job: Job) -> None:
@@ -206,27 +227,46 @@ def live_view(was_active: bool) -> None:
         with col:
             panel.header(job, views[job.id])
     left, right = st.columns(2)
-    left.plotly_chart(
-        loss_figure({job.spec.label: views[job.id]["losses"] for job in jobs}), key="loss"
-    )
+    losses = {job.spec.label: views[job.id]["losses"] for job in jobs}
+    lr_changes = {job.spec.label: views[job.id]["lr_changes"] for job in jobs}
+    left.plotly_chart(loss_figure(losses, lr_changes), key="loss")
     histories = {job.spec.label: views[job.id]["epochs"] for job in jobs}
     shown = ui_state.progress_metrics(next(iter(histories.values())))
     right.plotly_chart(metrics_figure(histories, metrics=shown), key="scores")
-    if len(jobs) == 1:
-        usage_slot, grid_slot = st.columns(2)
-        job_experts(jobs[0], views[jobs[0].id], usage_slot, grid_slot)
-        job_results(jobs[0])
+    comparing = len(jobs) > 1
+    if not views[jobs[0].id]["epochs"]:
+        st.caption("Scores, expert usage and reconstructions appear after the first epoch.")
+    if not comparing:  # the panels fill the row under loss and scores; one alone spans it
+        job = jobs[0]
+        panels = job_panels(job, views[job.id], False)
+        slots = st.columns(2) if len(panels) > 1 else [st.container()]
+        for i, draw in enumerate(panels):
+            draw(slots[i % len(slots)])
+        job_results(job)
         return
-    for job, col in zip(jobs, st.columns(len(jobs)), strict=True):
+    for index, (job, col) in enumerate(zip(jobs, st.columns(len(jobs)), strict=True)):
         with col:
-            job_experts(job, views[job.id], st.container(), st.container())
+            for draw in job_panels(job, views[job.id], True, index):
+                draw(st.container())
             job_results(job)
 
 
-st.title("Train")
-with st.expander(lesson_title("train")):
-    st.markdown(lesson_text("train"))
+init_settings()
 active = bool(panel.active_jobs())
+lesson = ui_state.train_lesson(st.session_state[f"{PREFIX}model_type"])
+title_col, demo_col = st.columns([4, 1], vertical_alignment="bottom")
+title_col.title("Train")
+if lesson in ui_state.LESSON_DEMOS:
+    demo_col.button(
+        "▶ Lesson demo",
+        on_click=run_demo,
+        args=(lesson,),
+        disabled=active,
+        width="stretch",
+        help="Sets up the lesson's first suggestion at a pace a class can watch, and starts it.",
+    )
+with st.expander(lesson_title(lesson)):
+    st.markdown(lesson_text(lesson))
 problem = settings_panel(locked=active)
 panel.buttons(start, disabled=bool(problem))
 st.fragment(run_every=POLL_SECONDS if active else None)(live_view)(was_active=active)

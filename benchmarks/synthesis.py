@@ -1,6 +1,7 @@
 """Seconds to synthesize one maximizing image per cluster of a 16×16 neural-EM model (the
 Neuron maximization page's work), pixel vs Fourier parametrization, and how far each beats
-the best dataset image. Baseline: the pixel parametrization."""
+the best dataset image; and the seconds to rank the data (the page's first images).
+Baseline: the pixel parametrization."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 import numpy as np
 
 from benchmarks.common import device_label, emit, progress
-from moa_core.analysis.maximize import SynthesisSettings, maximize_units
+from moa_core.analysis.maximize import SynthesisSettings, maximize_units, rank_units
 from moa_core.train.run import train_model
 
 TRAIN = {"epochs": 3, "mode": "em_only", "seed": 0}
@@ -19,6 +20,9 @@ def run() -> dict:
     start = time.perf_counter()
     run_ = train_model("neural_em", "digits", TRAIN)
     x = run_.dataset.x
+    began = time.perf_counter()
+    rank_units(run_.model, x)
+    ranking_seconds = time.perf_counter() - began
     results = {}
     for fourier in (False, True):
         began = time.perf_counter()
@@ -44,8 +48,12 @@ def run() -> dict:
                 results["fourier"]["seconds_all_units"] / results["pixels"]["seconds_all_units"], 3
             ),
             "steps": SynthesisSettings().steps,
+            "seconds_first_images": round(ranking_seconds, 2),
             "results": results,
             "cpu_target_seconds": 30,
-            "within_target": bool(np.all([r["seconds_all_units"] <= 30 for r in results.values()])),
+            "within_target": bool(
+                ranking_seconds <= 10
+                and np.all([r["seconds_all_units"] <= 30 for r in results.values()])
+            ),
         }
     )

@@ -1,12 +1,14 @@
 """A user's own image (an uploaded file or a drawing) turned into one model input.
 
-Any size, any colour mode: the image is flattened onto white where it is transparent,
+Any size, any colour mode: transparent parts are filled with the colour that contrasts with
+the ink (white strokes on a transparent sheet go onto black, dark strokes onto white),
 converted to the model's channels, padded to a square with its own border colour (so a digit
 keeps its shape), resized, and inverted when its background is light but the model's data
 has a dark one (MNIST-style digits are light strokes on black). Anything that is not an image
 is one `ImageInputError` line; the bytes are checked by Pillow, never executed. 16-bit and
 float images are rescaled and EXIF orientation is applied first; grayscale inputs get their
-contrast stretched to the full range, like the digit sets.
+contrast stretched to the full range, like the digit sets. An image of one flat colour is an
+`ImageInputError` too: there is nothing in it for a model to see.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, stated here rather than inherited
+MIN_CONTRAST = 8  # grey levels (of 255) between the darkest and lightest pixel; less is flat
 
 
 class ImageInputError(ValueError):
@@ -40,7 +43,9 @@ def read_image(name: str, data: bytes) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         if isinstance(err, ImageInputError):
             raise
-        raise ImageInputError(f"{name} is not an image Pillow can read (try PNG or JPEG)") from None
+        raise ImageInputError(
+            f"{name} is not an image this app can open: save it as PNG or JPEG."
+        ) from None
     return ImageOps.exif_transpose(image)  # a phone photo stands the way it was taken
 
 
@@ -60,13 +65,18 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
 
 
-def _on_white(image: Image.Image) -> Image.Image:
-    """RGB, with transparent parts (RGBA, LA, palette transparency) over white."""
-    if image.mode in ("RGBA", "LA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(canvas, rgba).convert("RGB")
-    return image.convert("RGB")
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB; transparent parts (RGBA, LA, palette transparency) filled with black when the
+    visible ink is light and white when it is dark, so the strokes keep their contrast
+    whatever colour the invisible pixels happen to hold."""
+    if image.mode not in ("RGBA", "LA") and "transparency" not in image.info:
+        return image.convert("RGB")
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+    alpha = rgba[..., 3:] / 255.0
+    ink = float((rgba[..., :3] * alpha).sum() / max(3 * alpha.sum(), 1e-12))
+    fill = 0.0 if ink > 127.5 else 255.0
+    flat = rgba[..., :3] * alpha + fill * (1.0 - alpha)
+    return Image.fromarray(np.round(flat).astype(np.uint8), "RGB")
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
@@ -75,12 +85,22 @@ def _border(pixels: np.ndarray) -> np.ndarray:
 
 
 def to_model_input(
-    image: Image.Image, channels: int, size: int, dark_background: bool
+    image: Image.Image,
+    channels: int,
+    size: int,
+    dark_background: bool,
+    name: str = "The image",
 ) -> np.ndarray:
-    """`image` as a float32 [channels, size, size] array in [0, 1] (see the module docstring)."""
+    """`image` as a float32 [channels, size, size] array in [0, 1] (see the module docstring);
+    `name` starts the error line."""
     if channels not in (1, 3):
-        raise ImageInputError(f"models with {channels} channels take no images from files")
-    rgb = _on_white(_eight_bit(image))
+        raise ImageInputError(f"this model takes {channels}-channel data, not pictures")
+    rgb = _flatten(_eight_bit(image))
+    if int(np.ptp(np.asarray(rgb), axis=(0, 1)).max()) < MIN_CONTRAST:
+        raise ImageInputError(
+            f"{name} is one flat colour with nothing drawn on it: use a picture with visible "
+            "strokes."
+        )
     # Grayscale digits span black to white; a grey photo of paper is stretched to match.
     converted = ImageOps.autocontrast(rgb.convert("L")) if channels == 1 else rgb
     pixels = np.asarray(converted, dtype=np.float32).reshape(rgb.height, rgb.width, -1)

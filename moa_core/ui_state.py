@@ -6,6 +6,7 @@ and so this logic is testable without a browser.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -58,6 +59,73 @@ def family_settings(model_type: str) -> dict[str, Any]:
     page = TrainSettings()
     defaults = config_class(model_type).train_defaults
     return {key: defaults.get(key, getattr(page, key)) for key in FAMILY_KEYS}
+
+
+def train_lesson(model_type: str) -> str:
+    """The Train page's lesson for `model_type`'s family (`assets/lessons/<lesson>.md`), named
+    by its config class; MoA's collapse lesson is the page's general one."""
+    return getattr(config_class(model_type), "lesson", "train")
+
+
+DEMO_SECONDS = 75.0  # slowed-down batches of a lesson demo; the training itself adds to it
+DELAY_STEP = 0.05  # the Slow down slider's step (seconds per batch)
+# What a lesson's "Try this" asks for first, which its demo button sets up and starts.
+LESSON_DEMOS: dict[str, dict[str, Any]] = {
+    "train": {
+        "model_type": "moa",
+        "classes": "3,5",
+        "num_clusters": 2,
+        "compare": True,
+        "epochs": 30,
+    },
+    "train_routing": {"model_type": "multipath_cc", "compare": True, "epochs": 15},
+}
+
+
+def demo_delay(batches: int, seconds: float = DEMO_SECONDS) -> float:
+    """Seconds per batch, on the slider's steps, that stretch `batches` to about `seconds`."""
+    steps = max(1, round(seconds / max(1, batches) / DELAY_STEP))
+    return round(min(1.0, steps * DELAY_STEP), 2)
+
+
+def lesson_demo(lesson: str) -> dict[str, Any] | None:
+    """The Train page's values (`TrainSettings` fields and `delay`) that set up `lesson`'s
+    suggestion at a pace a class can watch, or None when the lesson has no demo."""
+    demo = LESSON_DEMOS.get(lesson)
+    if demo is None:
+        return None
+    settings = TrainSettings(**{**family_settings(demo["model_type"]), **demo})
+    samples = len(load_dataset(settings.spec, "train").x)
+    batches = settings.epochs * math.ceil(samples / settings.batch_size)
+    return {**dataclasses.asdict(settings), "delay": demo_delay(batches)}
+
+
+def collapse_fix(model_type: str, comparing: bool) -> str:
+    """What to try when `model_type`'s gate collapses. MoA collapses on purpose: that is
+    paper 000's lesson, which MoA+ beside it (compare mode) answers."""
+    if model_type == COMPARE_PAIR[0]:
+        if comparing:
+            return "compare MoA+ beside it, which stays balanced: MoA collapses on purpose."
+        return "this is MoA's lesson; turn on Compare to train MoA+ beside it on the same data."
+    return "a lower learning rate, another seed, or more epochs."
+
+
+def switched_off(spec: JobSpec) -> str | None:
+    """The ablation label when `spec` is a run with its family's key idea switched off (the
+    second run of a side-by-side), else None."""
+    off = ablation(spec.model_type)
+    if off and all(spec.overrides.get(key) == value for key, value in off[1].items()):
+        return off[0]
+    return None
+
+
+def run_collapse_fix(spec: JobSpec, comparing: bool) -> str:
+    """`collapse_fix` for one run of a page: a run without its key idea collapses as the
+    side-by-side comparison means it to."""
+    label = switched_off(spec)
+    if label:
+        return f"nothing: this run is {spec.model_type} {label}, and its collapse is the point."
+    return collapse_fix(spec.model_type, comparing)
 
 
 def has_clusters(model_type: str) -> bool:
@@ -121,6 +189,10 @@ class PageSettings:
         """Fields read from `values[prefix + name]` (e.g. `st.session_state`); others ignored."""
         names = [f.name for f in dataclasses.fields(cls)]
         return cls(**{n: values[prefix + n] for n in names if prefix + n in values})
+
+    def as_mapping(self, prefix: str = "") -> dict[str, Any]:
+        """The inverse of `from_mapping`: `{prefix + name: value}`, e.g. a session's start."""
+        return {prefix + f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
 @dataclass
@@ -263,9 +335,13 @@ def ablation(model_type: str) -> tuple[str, dict[str, Any]] | None:
 
 @dataclass
 class PlaneSettings(PageSettings):
-    """The Cluster distributions page's widgets. Paper 004, Sec. 8.1: batch 128, Adam 1e-3."""
+    """The Cluster distributions page's widgets. Paper 004, Sec. 8.1: batch 128, Adam 1e-3.
 
-    dataset: str = "digits2d"
+    Opens on the blobs: drawn at once (the bottleneck sets are built on demand), and four
+    compact groups show the collapse as plainly as the paper's MNIST plane.
+    """
+
+    dataset: str = "blobs"
     model_type: str = "neural_em"
     num_clusters: int = 0  # 0: one cluster per class
     epochs: int = 30

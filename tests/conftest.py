@@ -78,6 +78,23 @@ def page(browser, app_url: str) -> Iterator:
     context.close()
 
 
+@pytest.fixture
+def new_jobs():
+    """Jobs submitted during the test, cancelled and waited for at its end (the job manager
+    is process-wide: a test's jobs must not run on into the next test)."""
+    from moa_core.train.jobs import job_manager
+
+    known = set(job_manager().jobs)
+
+    def collect() -> list:
+        return [job for i, job in sorted(job_manager().jobs.items()) if i not in known]
+
+    yield collect
+    for job in collect():
+        job_manager().cancel(job)
+        job.wait(300)
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline():
     """A finished `run_pipeline` on 300 digits (a `PipelineRun`: the mixture and its record)."""

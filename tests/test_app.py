@@ -36,20 +36,6 @@ LATENT_PAGE = str(ROOT / "app_pages" / "latent.py")
 JOB_TIMEOUT = 300  # seconds; tiny jobs take ~10 s, more when the machine is shared
 
 
-@pytest.fixture
-def new_jobs():
-    """Jobs submitted during the test; the test ends only after they have."""
-    known = set(job_manager().jobs)
-
-    def collect() -> list[Job]:
-        return [job for i, job in sorted(job_manager().jobs.items()) if i not in known]
-
-    yield collect
-    for job in collect():
-        job_manager().cancel(job)
-        job.wait(JOB_TIMEOUT)
-
-
 def open_train_page() -> AppTest:
     return AppTest.from_file(TRAIN_PAGE, default_timeout=60).run()
 
@@ -184,7 +170,15 @@ def test_train_page_loads_with_lesson_and_controls() -> None:
     at = open_train_page()
     assert not at.exception and not at.error
     assert at.expander[0].label.startswith("Lesson")
-    assert [b.label for b in at.button] == ["Start", "Pause", "Resume", "Step", "Stop", "Reset"]
+    assert [b.label for b in at.button] == [
+        "▶ Lesson demo",
+        "Start",
+        "Pause",
+        "Resume",
+        "Step",
+        "Stop",
+        "Reset",
+    ]
     assert not button(at, "Start").disabled and button(at, "Pause").disabled
     assert at.selectbox(key="train_dataset").value == "digits"
     assert "spiral" not in at.selectbox(key="train_dataset").options
@@ -258,7 +252,15 @@ def test_compare_mode_trains_both_models_side_by_side(new_jobs) -> None:
     at.run()
     assert not at.exception and not at.error, messages(at.error)
     assert [m.label for m in at.metric].count("NMI") == 2  # one column per model
-    assert len(at.get("plotly_chart")) == 2 + 2  # loss + scores, one usage chart each
+    # Loss + scores, then one usage chart and one reconstruction grid each.
+    assert [chart.key for chart in at.get("plotly_chart")] == [
+        "loss",
+        "scores",
+        f"usage_{jobs[0].id}",
+        f"grid_{jobs[0].id}",
+        f"usage_{jobs[1].id}",
+        f"grid_{jobs[1].id}",
+    ]
 
 
 def settled_steps(job: Job, quiet: float = 1.5, timeout: float = 60) -> int:
@@ -378,9 +380,12 @@ def test_latent_page_draws_the_saved_run(
 
 def test_latent_page_caps_the_points(saved_run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_latent_page(saved_run_dir, monkeypatch)
-    at.slider(key="latent_points").set_value(200).run()
+    slider = at.slider(key="latent_points_300")
+    assert (slider.min, slider.max, slider.value) == (100, 300, 300)  # no more than the run has
+    slider.set_value(200).run()
     assert not at.exception
     assert at.get("iframe")[0].proto.srcdoc.count('"data:image\\u002fpng;base64,') == 200
+    assert len(at.get("download_button")) == 1  # the run's own file
 
 
 def test_latent_page_without_runs_says_what_to_do(

@@ -39,7 +39,6 @@ def test_every_page_loads_without_exceptions(page) -> None:
     assert_no_exception(page)
 
     page.get_by_role("link", name="Cluster distributions").click()
-    # The default digits2d is built on a machine's first visit (a supervised CNN, ~10-30 s).
     page.get_by_role("button", name="Start").wait_for(timeout=RENDER_TIMEOUT_MS)
     assert_no_exception(page)
 
@@ -47,7 +46,8 @@ def test_every_page_loads_without_exceptions(page) -> None:
     page.get_by_text("excites its unit more than every dataset image").wait_for(
         timeout=RENDER_TIMEOUT_MS
     )
-    sync_api.expect(page.locator('[data-testid="stImage"]')).to_have_count(1)
+    # Per unit of the 4-cluster gate: its top strip, its bottom strip, its synthesized image.
+    sync_api.expect(page.locator('[data-testid="stImage"]')).to_have_count(3 * 4)
     assert_no_exception(page)
 
     page.get_by_role("link", name="Routing").click()  # MoA+ drawn as input → experts
@@ -69,10 +69,15 @@ def test_cluster_densities_redraw_while_training(page) -> None:
         time.sleep(0.5)
     assert page.get_by_text("finished —").count() == 2
     plots = page.locator(".js-plotly-plot")
-    sync_api.expect(plots).to_have_count(2)
-    # Three panels per run by default (paper 004, Fig. 5 draws three clusters).
-    sync_api.expect(plots.first.locator(".contour")).to_have_count(3)
+    sync_api.expect(plots).to_have_count(1)  # one figure compares the two runs
+    # A row of three panels per run (paper 004, Fig. 5 draws three clusters).
+    sync_api.expect(plots.first.locator(".contour")).to_have_count(6)
     assert page.get_by_text("Mean density over one batch of 128 points").count() == 1
+    # Without normalization one cluster takes every point on blobs (seed 0): said in one line.
+    verdicts = page.locator('[data-testid="stAlertContentWarning"]')
+    sync_api.expect(verdicts).to_have_count(1)
+    assert "Collapsed: cluster" in verdicts.inner_text()
+    assert "without normalization, and its collapse is the point" in verdicts.inner_text()
     assert_no_exception(page)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -120,9 +121,7 @@ def test_table_mean_covers_one_batch_of_128() -> None:
 
 def test_contour_figure_has_one_panel_per_chosen_cluster(blobs_run) -> None:
     snapshot = plane_snapshot(blobs_run.model, blobs_run.dataset.x)
-    figure = density_contours(
-        snapshot["grid"], [0, 2, 3], snapshot["points"], snapshot["assignments"]
-    )
+    figure = density_contours({"run": snapshot}, [0, 2, 3])
     contours = [t for t in figure.data if t.type == "contour"]
     assert len(contours) == 3
     drawn = snapshot["grid"].values[[0, 2, 3]]
@@ -134,9 +133,9 @@ def test_contour_figure_has_one_panel_per_chosen_cluster(blobs_run) -> None:
         "cluster 4: h_4(x)",
     ]
     with pytest.raises(ValueError, match="0..3"):
-        density_contours(snapshot["grid"], [4])
+        density_contours({"run": snapshot}, [4])
     with pytest.raises(ValueError, match="at least one"):
-        density_contours(snapshot["grid"], [])
+        density_contours({"run": snapshot}, [])
 
 
 def test_mean_density_table_has_a_column_per_run() -> None:
@@ -171,7 +170,9 @@ def test_page_trains_both_runs_and_draws_contours_and_table() -> None:
     assert not at.exception and not at.error
     assert len(at.success) == 2
     assert all(s.value.startswith("finished — 4 epochs") for s in at.success)
-    assert len(at.get("plotly_chart")) == 2  # one contour figure per run
+    (chart,) = at.get("plotly_chart")  # one figure compares both runs: 2 rows × 3 clusters
+    traces = json.loads(chart.proto.spec)["data"]
+    assert [t["type"] for t in traces].count("contour") == 6
     table = at.dataframe[0].value
     assert list(table.columns) == ["cluster", "neural_em", "neural_em without normalization"]
     assert len(table) == 4

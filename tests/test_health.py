@@ -20,6 +20,10 @@ def test_counts_work_as_well_as_shares() -> None:
     assert "cluster 1 takes 100%" in collapse_message([300, 0, 0], unit="cluster", fix="x")
 
 
+def test_two_experts_read_in_the_singular() -> None:
+    assert "so the other expert learns (almost) nothing" in collapse_message([0.97, 0.03])
+
+
 def test_idle_experts_are_a_partial_collapse() -> None:
     message = collapse_message([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])
     assert message is not None and "only 2 of 6 experts" in message
@@ -50,3 +54,11 @@ def test_a_stroke_that_does_not_change_with_the_code_is_not_flat() -> None:
     digit[:, 4:12, 7:9] = 1.0
     same = np.repeat(digit[None, None], 8, axis=1)  # [1, 8, 1, 16, 16]
     assert flat_experts(same) == []
+
+
+def test_a_run_without_its_key_idea_is_told_its_collapse_is_the_lesson() -> None:
+    from moa_core.ui_state import PlaneSettings, run_collapse_fix
+
+    normal, switched_off = PlaneSettings(dataset="blobs").job_specs()
+    assert "its collapse is the point" in run_collapse_fix(switched_off, comparing=True)
+    assert "its collapse is the point" not in run_collapse_fix(normal, comparing=True)

@@ -19,6 +19,7 @@ from moa_core.analysis.maximize import (
     total_variation,
 )
 from moa_core.checkpoint import save_run
+from moa_core.train.jobs import job_manager
 from moa_core.train.run import train_model
 from moa_core.viz.maximize import activation_figure, maximization_grid
 
@@ -88,7 +89,7 @@ def test_synthesis_is_deterministic_and_leaves_weights_alone(em_run) -> None:
 
 
 def test_fourier_parametrization_also_climbs(em_run) -> None:
-    settings = SynthesisSettings(steps=48, fourier=True)
+    settings = SynthesisSettings(steps=128, fourier=True)
     report = maximize_units(em_run.model, em_run.dataset.x, units=[2], settings=settings)
     assert report.units == [2] and report.extremes.top.shape == (1, 10)
     assert report.synthesis.final_scores[0] > report.best_dataset_scores[0]
@@ -118,16 +119,17 @@ def test_grid_lays_out_top_bottom_and_synthesized() -> None:
     bottom = np.ones((2, 3, 1, 4, 4))
     synth = np.full((2, 1, 4, 4), 0.5)
     grid = maximization_grid(top, bottom, synth, scale=1, gap=1)
-    # rows: 2 tiles + 1 gap; columns: 3 + 3 tiles with gaps, two group gaps of 3, one tile.
-    assert grid.shape == (9, (3 * 4 + 2) * 2 + 2 * 3 + 4, 3)
-    assert grid[0, 0, 0] == 0 and grid[0, 17, 0] == 255 and grid[0, -1, 0] == 128
+    # rows: 2 tiles + 1 gap + a 1-pixel frame above and below; columns: 3 + 3 tiles with gaps
+    # and each group's frame, two group gaps of 3, one framed tile.
+    assert grid.shape == (11, (3 * 4 + 2 + 2) * 2 + 2 * 3 + 4 + 2, 3)
+    assert grid[1, 1, 0] == 0 and grid[1, 20, 0] == 255 and grid[1, -2, 0] == 128
     with pytest.raises(ValueError):
         maximization_grid(top, bottom[:, :2], synth)
 
 
 def test_activation_figure_draws_a_line_and_a_level_per_unit() -> None:
     history = np.cumsum(np.ones((11, 2)), axis=0)
-    figure = activation_figure(history, np.array([3.0, 4.0]), [0, 3])
+    figure = activation_figure(history, np.array([3.0, 4.0]), ["unit 1", "unit 4"])
     assert len(figure.data) == 4
     assert list(figure.data[0].y) == list(history[:, 0])
     assert list(figure.data[3].y) == [4.0, 4.0]
@@ -141,7 +143,10 @@ def test_page_shows_rows_for_every_cluster(em_run, tmp_path, monkeypatch) -> Non
     assert not at.exception and not at.error
     at.slider(key="max_steps").set_value(64).run()
     assert not at.exception and not at.error
-    assert len(at.get("image")) == 1
+    for job in list(job_manager().jobs.values()):
+        job.wait(120)
+    at.run()  # the finished synthesis is taken into the page
+    assert len(at.get("image")) == 3 * 5  # per unit: its top, its bottom, its synthesized
     assert any("of **5**" in m.value or "of 5" in m.value for m in at.markdown)
     table = at.dataframe[0].value
     assert list(table["unit"]) == [f"unit {u}" for u in range(1, 6)]

@@ -360,7 +360,6 @@ def test_every_expert_tile_is_framed_so_the_all_ones_probe_shows(
     runs: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The probe is a white tile first in its grid: its frame must not be white."""
-    import numpy as np
 
     from moa_core.analysis.generation import all_ones_probe
     from moa_core.viz.images import image_grid

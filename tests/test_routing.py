@@ -310,10 +310,12 @@ def test_a_wrong_size_colour_photo_becomes_one_dark_background_digit() -> None:
     assert x[0, 0, 0] < 0.1 and x[0, 8, 8] > 0.5  # inverted: dark paper, bright stroke
 
 
-def test_transparent_images_are_flattened_onto_white() -> None:
+def test_transparency_around_dark_ink_is_flattened_onto_white() -> None:
     rgba = Image.new("RGBA", (20, 20), (0, 0, 0, 0))
+    rgba.paste((0, 0, 0, 255), (5, 5, 15, 15))  # an opaque black square in the middle
     x = to_model_input(rgba, channels=3, size=8, dark_background=False)
-    assert x.shape == (3, 8, 8) and x.min() == pytest.approx(1.0)
+    assert x.shape == (3, 8, 8) and x[:, 0].min() == pytest.approx(1.0)  # white edge rows
+    assert x[:, 3:5, 3:5].max() == pytest.approx(0.0)  # the ink stays black
 
 
 @pytest.mark.parametrize("data", [b"", b"%PDF-1.4 not an image", json.dumps({}).encode()])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from moa_core.train.jobs import job_manager
 from moa_core.train.run import prepare
 from moa_core.ui_state import (
     TrainSettings,
@@ -68,6 +69,9 @@ def test_maximization_page_offers_every_gate_vector(
     at.slider(key="max_steps").set_value(32).run()
     units.set_value(5).run()
     assert not at.exception
+    for job in list(job_manager().jobs.values()):  # the synthesis runs as a job
+        job.wait(120)
+    at.run()
     text = " ".join(m.value for m in at.markdown)
     assert "of 2** units" in text  # a two-path gate vector has two units
     assert at.dataframe[0].value["unit"].str.startswith("g").all()

@@ -150,6 +150,12 @@ def test_usage_bars_equal_the_fractions() -> None:
     assert bars[0].marker.color == run_color(0) != bars[1].marker.color
 
 
+def test_a_run_drawn_alone_keeps_its_compare_colour() -> None:
+    """Compare mode draws each run's usage in its own column: MoA+ stays MoA+'s colour."""
+    (bar,) = usage_figure({"moa_plus": [0.5, 0.5]}, first_color=1).data
+    assert bar.marker.color == run_color(1) != run_color(0)
+
+
 def test_usage_without_common_m_has_no_balance_line() -> None:
     fig = usage_figure({"a": [0.5, 0.5], "b": [0.2, 0.3, 0.5]})
     assert len(fig.layout.shapes) == 0

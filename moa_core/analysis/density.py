@@ -8,6 +8,7 @@ h_j = sigmoid(a*_j/γ)) gives densities, any other its posterior (gate probabili
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -45,12 +46,15 @@ def cluster_densities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def density_grid(model: nn.Module, points: torch.Tensor, resolution: int = GRID_RESOLUTION):
-    """Evaluate the model on a resolution² grid covering `points` [N, 2] plus a margin."""
+    """Evaluate the model on a resolution² grid: a square around `points` [N, 2] plus a margin.
+
+    Square, so a panel drawn at equal scale on both axes is square and the plane undistorted.
+    """
     low, high = points.min(0).values.float(), points.max(0).values.float()
-    pad = (high - low) * GRID_MARGIN
+    centre, half = (low + high) / 2, float((high - low).max()) * (0.5 + GRID_MARGIN)
     axes = [
-        torch.linspace(float(lo - p), float(hi + p), resolution, device=points.device)
-        for lo, hi, p in zip(low, high, pad, strict=True)
+        torch.linspace(float(c) - half, float(c) + half, resolution, device=points.device)
+        for c in centre
     ]
     gy, gx = torch.meshgrid(axes[1], axes[0], indexing="ij")
     plane = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).to(points.dtype)
@@ -73,14 +77,21 @@ def mean_density(model: nn.Module, points: torch.Tensor, seed: int = 0) -> np.nd
     return cluster_densities(model, points[batch]).mean(0).cpu().numpy()
 
 
-def plane_snapshot(model: nn.Module, points: torch.Tensor, seed: int = 0) -> dict:
+class PlaneSnapshot(TypedDict):
+    grid: DensityGrid
+    points: np.ndarray  # [n, 2], a seeded sample of at most SNAPSHOT_POINTS
+    assignments: np.ndarray  # [n], each point's most likely cluster
+    mean_density: np.ndarray  # [K], Table 1's row
+
+
+def plane_snapshot(model: nn.Module, points: torch.Tensor, seed: int = 0) -> PlaneSnapshot:
     """What the live contour plot needs: the grid, a sample of points, their assignments."""
     generator = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(points), generator=generator)[:SNAPSHOT_POINTS].sort().values
     shown = points[keep.to(points.device)]
-    return {
-        "grid": density_grid(model, points),
-        "points": shown.float().cpu().numpy(),
-        "assignments": cluster_densities(model, shown).argmax(1).cpu().numpy(),
-        "mean_density": mean_density(model, points, seed),
-    }
+    return PlaneSnapshot(
+        grid=density_grid(model, points),
+        points=shown.float().cpu().numpy(),
+        assignments=cluster_densities(model, shown).argmax(1).cpu().numpy(),
+        mean_density=mean_density(model, points, seed),
+    )

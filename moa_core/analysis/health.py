@@ -32,10 +32,11 @@ def collapse_message(
     top = int(shares.argmax())
     hint = f" Try: {fix}" if fix else ""
     if shares[top] >= COLLAPSE_SHARE:
+        others = len(shares) - 1
+        rest = f"the other {unit} learns" if others == 1 else f"the other {others} {unit}s learn"
         return (
-            f"Collapsed: {unit} {top + 1} takes {shares[top]:.0%} of the samples, so the other "
-            f"{len(shares) - 1} {unit}s learn (almost) nothing and the clustering says little "
-            f"(expert dominance, paper 000).{hint}"
+            f"Collapsed: {unit} {top + 1} takes {shares[top]:.0%} of the samples, so {rest} "
+            f"(almost) nothing and the clustering says little (expert dominance, paper 000).{hint}"
         )
     used = int((shares > 0).sum())
     if used < UNUSED_SHARE * len(shares):

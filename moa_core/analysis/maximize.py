@@ -13,8 +13,10 @@ whose 1/f scaling favours smooth strokes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,13 +25,20 @@ from torch import nn
 
 from moa_core.analysis.eval_mode import eval_mode
 from moa_core.blocks.augment import AugmentSettings, augment_batch
+from moa_core.train.control import TrainingControl
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
-Progress = Callable[[int, int], None]
 
 
 def gate_scores(model: nn.Module) -> ScoreFn:
-    """The pre-activation scores behind a model's gate probabilities (its `gate_logits`)."""
+    """The pre-activation scores behind a model's gate probabilities (its `gate_logits`).
+
+    Where the model offers `gate_scores(x)` (its gate network alone), only that runs: a whole
+    MoA or MoE-VAE forward also decodes every image with every expert and computes its
+    losses, work the scores never read (about four fifths of a synthesis step).
+    """
+    if hasattr(model, "gate_scores"):  # a model whose gate is a network of its own
+        return model.gate_scores
 
     def scores(x: torch.Tensor) -> torch.Tensor:
         out = model(x)
@@ -80,20 +89,43 @@ class SynthesisSettings:
     fourier: bool = False
     seed: int = 0
 
+    def blur_steps(self) -> list[int]:
+        """The steps after which the image is blurred: each one drops the activation a
+        little (the chart's sawtooth) before the ascent sharpens the image again."""
+        every = self.blur_every
+        if not every or self.fourier:
+            return []
+        # Not in the last stretch: the final image is sharpened by the ascent again.
+        return list(range(every, self.steps - every + 1, every))
+
 
 @dataclass
 class Synthesis:
     """Synthesized images [U, C, H, W] in [0, 1], and each unit's activation at every step."""
 
     images: np.ndarray
-    history: np.ndarray  # [steps + 1, U]: activation of the clean image, step 0 = the noise
+    history: np.ndarray  # [steps done + 1, U]: activation of the clean image, 0 = the noise
     final_scores: np.ndarray  # [U]
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.history) - 1
+
+
+# Called every `publish_every` steps with the step and the images so far; False stops early.
+Publish = Callable[[int, Synthesis], bool]
+
+
+# The Fourier parameters are scaled by 1/frequency² (frequency in cycles per image): broad
+# strokes move freely, pixel noise hardly. With 1/frequency and a gain of 4 before the
+# sigmoid, a quarter of the pixels ended pure black or white, in blotches.
+FOURIER_DECAY = 2.0
 
 
 class _ImageParam(nn.Module):
     """An image batch as free parameters; pixels = sigmoid(param), so they stay in (0, 1).
 
-    With `fourier`, the parameters are the image's spectrum scaled by 1/frequency, so the
+    With `fourier`, the parameters are the image's spectrum scaled by 1/frequency², so the
     optimizer moves low frequencies (strokes) more easily than high ones (noise).
     """
 
@@ -105,7 +137,7 @@ class _ImageParam(nn.Module):
             fy = torch.fft.fftfreq(height)[:, None]
             fx = torch.fft.rfftfreq(width)[None, :]
             freq = torch.sqrt(fx**2 + fy**2).clamp_min(1.0 / max(height, width))
-            self.register_buffer("scale", 1.0 / (freq * max(height, width)))
+            self.register_buffer("scale", (freq * max(height, width)) ** -FOURIER_DECAY)
             spectrum = torch.randn(*shape[:-2], height, width // 2 + 1, 2, generator=generator)
             self.param = nn.Parameter(spectrum * 0.01)
         else:
@@ -115,22 +147,13 @@ class _ImageParam(nn.Module):
         if not self.fourier:
             return torch.sigmoid(self.param)
         spectrum = torch.view_as_complex(self.param) * self.scale
-        return torch.sigmoid(torch.fft.irfft2(spectrum, s=self.shape[-2:], norm="ortho") * 4)
+        return torch.sigmoid(torch.fft.irfft2(spectrum, s=self.shape[-2:], norm="ortho"))
 
 
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     dx = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
     dy = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
     return dx + dy
-
-
-def _blur_now(settings: SynthesisSettings, step: int) -> bool:
-    """Every `blur_every` steps, but not in the last stretch: the final image is sharpened by
-    the ascent again, since a blur lowers the activation it just reached."""
-    every = settings.blur_every
-    if not every or settings.fourier:
-        return False
-    return step % every == 0 and step <= settings.steps - every
 
 
 def _blur_param(param: torch.Tensor) -> None:
@@ -146,66 +169,110 @@ def synthesize(
     image_shape: tuple[int, int, int],
     settings: SynthesisSettings = SynthesisSettings(),
     device: str | torch.device = "cpu",
-    progress: Progress | None = None,
+    publish: Publish | None = None,
+    publish_every: int = 8,
 ) -> Synthesis:
     """One input per unit, all optimized together: image u ascends the score of `units[u]`.
 
     The model behind `score_fn` must be in eval mode (the caller's job) so batch statistics
-    do not mix the images. Deterministic for `settings.seed`. `progress(step, steps)` is
-    called after every step.
+    do not mix the images. Deterministic for `settings.seed`. Each step runs the model once,
+    on the jittered images (for the gradient) and the clean ones (for the history) together.
     """
     generator = torch.Generator().manual_seed(settings.seed)
     image = _ImageParam((len(units), *image_shape), settings.fourier, generator).to(device)
     jitter_rng = torch.Generator(device=device).manual_seed(settings.seed)
     optimizer = torch.optim.Adam([image.param], lr=settings.lr)
-    rows = torch.arange(len(units), device=device)
-    columns = torch.tensor(units, device=device)
-    history = [_clean_scores(score_fn, image(), rows, columns)]
+    n = len(units)
+    rows = torch.arange(2 * n, device=device)
+    columns = torch.tensor(units, device=device).repeat(2)
+    blurs = set(settings.blur_steps())
+    history: list[np.ndarray] = []
     for step in range(1, settings.steps + 1):
         pixels = image()
         moved = augment_batch(pixels, settings.jitter, jitter_rng)
-        activation = score_fn(moved)[rows, columns]
-        loss = -activation.sum() + settings.tv_weight * len(units) * total_variation(pixels)
+        scores = score_fn(torch.cat([moved, pixels.detach()]))[rows, columns]
+        history.append(scores[n:].detach().float().cpu().numpy())  # before this step's update
+        loss = -scores[:n].sum() + settings.tv_weight * n * total_variation(pixels)
         (grad,) = torch.autograd.grad(loss, [image.param])  # model weights stay untouched
         image.param.grad = grad
         optimizer.step()
-        if _blur_now(settings, step):
+        if step in blurs:
             _blur_param(image.param)
-        history.append(_clean_scores(score_fn, image(), rows, columns))
-        if progress is not None:
-            progress(step, settings.steps)
-    with torch.no_grad():
-        final = image().detach()
-    return Synthesis(
-        images=final.cpu().numpy(),
-        history=np.stack(history),
-        final_scores=history[-1],
-    )
+        if publish is not None and step % publish_every == 0 and step < settings.steps:
+            if not publish(step, _result(score_fn, image, history, rows[:n], columns[:n])):
+                break
+    result = _result(score_fn, image, history, rows[:n], columns[:n])
+    if publish is not None:
+        publish(result.steps_done, result)
+    return result
 
 
 @torch.no_grad()
-def _clean_scores(
-    score_fn: ScoreFn, pixels: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor
-) -> np.ndarray:
-    return score_fn(pixels.detach())[rows, columns].float().cpu().numpy()
+def _result(
+    score_fn: ScoreFn,
+    image: _ImageParam,
+    history: list[np.ndarray],
+    rows: torch.Tensor,
+    columns: torch.Tensor,
+) -> Synthesis:
+    """The images now and their history, completed by the clean scores of the images now."""
+    pixels = image().detach()
+    now = score_fn(pixels)[rows, columns].float().cpu().numpy()
+    return Synthesis(
+        images=pixels.cpu().numpy(), history=np.stack([*history, now]), final_scores=now
+    )
+
+
+@dataclass
+class Ranking:
+    """The dataset's extremes for a set of units: the page shows them before any synthesis."""
+
+    units: list[int]
+    extremes: Extremes  # rows follow `units`
+
+    @property
+    def best_dataset_scores(self) -> np.ndarray:
+        return self.extremes.top_scores[:, 0]
 
 
 @dataclass
 class UnitReport:
     """Everything the maximization page shows for a set of units of one model."""
 
-    units: list[int]
-    extremes: Extremes  # rows follow `units`
+    ranking: Ranking
     synthesis: Synthesis
 
     @property
+    def units(self) -> list[int]:
+        return self.ranking.units
+
+    @property
+    def extremes(self) -> Extremes:
+        return self.ranking.extremes
+
+    @property
     def best_dataset_scores(self) -> np.ndarray:
-        return self.extremes.top_scores[:, 0]
+        return self.ranking.best_dataset_scores
 
     @property
     def units_beaten(self) -> int:
         """Units whose synthesized image excites them more than every dataset image."""
         return int((self.synthesis.final_scores > self.best_dataset_scores).sum())
+
+
+def rank_units(
+    model: nn.Module,
+    x: torch.Tensor,
+    units: list[int] | None = None,
+    k: int = 10,
+    score_fn: ScoreFn | None = None,
+) -> Ranking:
+    """Rank `x` (on the model's device) by each unit of `score_fn` (default: the model's gate
+    units), in eval mode: one pass over the data, no synthesis."""
+    with eval_mode(model):
+        scores = dataset_scores(score_fn or gate_scores(model), x)
+    units = list(range(scores.shape[1])) if units is None else list(units)
+    return Ranking(units, rank_dataset(scores[:, units], k))
 
 
 def maximize_units(
@@ -214,16 +281,47 @@ def maximize_units(
     units: list[int] | None = None,
     k: int = 10,
     settings: SynthesisSettings = SynthesisSettings(),
-    progress: Progress | None = None,
     score_fn: ScoreFn | None = None,
 ) -> UnitReport:
-    """Rank `x` (on the model's device) by each unit of `score_fn` (default: the model's gate
-    units) and synthesize an input for each, with the model in eval mode throughout."""
+    """`rank_units`, then synthesize an input for each unit, with the model in eval mode."""
+    ranking = rank_units(model, x, units, k, score_fn)
     with eval_mode(model):
-        score_fn = score_fn or gate_scores(model)
-        scores = dataset_scores(score_fn, x)
-        units = list(range(scores.shape[1])) if units is None else list(units)
-        extremes = rank_dataset(scores[:, units], k)
         shape = tuple(int(d) for d in x.shape[1:])
-        synthesis = synthesize(score_fn, units, shape, settings, x.device, progress)
-    return UnitReport(units, extremes, synthesis)
+        synthesis = synthesize(
+            score_fn or gate_scores(model), ranking.units, shape, settings, x.device
+        )
+    return UnitReport(ranking, synthesis)
+
+
+def synthesis_work(
+    model: nn.Module,
+    ranking: Ranking,
+    image_shape: tuple[int, int, int],
+    settings: SynthesisSettings,
+    device: str | torch.device,
+    score_fn_for: Callable[[nn.Module], ScoreFn] = gate_scores,
+) -> Callable[[Callable[[Any], None], TrainingControl], UnitReport]:
+    """The synthesis as a job's work (`JobSpec.work`), so a page need not wait for it.
+
+    It runs on a private eval-mode copy of the model (a page may switch the shared one's mode
+    meanwhile) and publishes the images so far as an "epoch" event whose snapshot is
+    `{"synthesis": Synthesis}`, every few steps; Stop ends it early with the images so far,
+    Pause holds it between steps.
+    """
+
+    def work(on_event: Callable[[Any], None], control: TrainingControl) -> UnitReport:
+        from moa_core.train.trainer import TrainEvent  # the trainer imports this module
+
+        private = copy.deepcopy(model).eval()
+
+        def publish(step: int, partial: Synthesis) -> bool:
+            message = f"step {step} of {settings.steps}"
+            on_event(TrainEvent("epoch", step, step, None, {}, {"synthesis": partial}, message))
+            return control.wait_for_turn()
+
+        synthesis = synthesize(
+            score_fn_for(private), ranking.units, image_shape, settings, device, publish
+        )
+        return UnitReport(ranking, synthesis)
+
+    return work

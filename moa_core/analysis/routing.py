@@ -12,6 +12,7 @@ from torch import nn
 from moa_core.analysis.eval_mode import eval_mode
 from moa_core.analysis.maximize import ScoreFn
 from moa_core.blocks.routing import Routing
+from moa_core.data import Dataset
 from moa_core.models.base import MixtureOutput
 
 SINGLE_GATE = "gate: input → experts"
@@ -62,6 +63,45 @@ def routing_views(model: nn.Module, images: torch.Tensor) -> list[list[LayerView
     return [
         [LayerView(name, g[b], s[b], i[b], o[b]) for name, g, s, i, o in per_layer]
         for b in range(images.shape[0])
+    ]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model makes of one input: a classifier's class, or a mixture's cluster (its gate's
+    most probable expert, counted from 1 like the diagram's boxes)."""
+
+    kind: str  # "predicted class" or "cluster"
+    name: str
+    probability: float
+
+    @property
+    def text(self) -> str:
+        """Like "predicted class 7 (93 %)"; no-break spaces keep "class 7" and "93 %" whole
+        when a narrow column wraps the line."""
+        nbsp = "\u00a0"
+        what = f"{self.kind} {self.name}".replace(" ", nbsp)
+        return f"{what} ({round(100 * self.probability)}{nbsp}%)"
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, images: torch.Tensor, data: Dataset) -> list[Prediction]:
+    """Per image of `images` [B, C, H, W] its `Prediction`; a classifier's class k is the k-th
+    of `data`'s label values (as `Dataset.class_indices` numbers them), named as in `data`."""
+    with eval_mode(model):
+        out = model(images.to(next(model.parameters()).device))
+    if out.class_logits is None:
+        best = out.gate_probs.float().max(1)
+        return [
+            Prediction("cluster", str(int(k) + 1), float(p))
+            for p, k in zip(best.values, best.indices, strict=True)
+        ]
+    best = torch.softmax(out.class_logits.float(), 1).max(1)
+    names = data.names_by_label
+    values = data.label_values or tuple(sorted(names))
+    return [
+        Prediction("predicted class", names.get(values[int(k)], str(values[int(k)])), float(p))
+        for p, k in zip(best.values, best.indices, strict=True)
     ]
 
 

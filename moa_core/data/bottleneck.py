@@ -29,18 +29,40 @@ EPOCHS, MIN_STEPS, BATCH_SIZE, SEED = 8, 1000, 128, 0
 _BUILD_LOCK = threading.Lock()
 
 ImageLoader = Callable[[str, str], Dataset]
+Progress = Callable[[int, int], None]  # (training steps done, steps in all)
+PROGRESS_REPORTS = 50  # how many times a build reports its progress
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MOA_CACHE_DIR") or Path.home() / ".cache" / "moa_lab")
 
 
-def load_bottleneck_split(name: str, split: str, load_images: ImageLoader) -> RawSplit:
-    """The points of `name` ("mnist2d") for `split`, building the cached file on first use."""
-    path = cache_dir() / f"{name}-v{FORMAT_VERSION}.npz"
+def cache_path(name: str) -> Path:
+    return cache_dir() / f"{name}-v{FORMAT_VERSION}.npz"
+
+
+def is_built(name: str) -> bool:
+    """Whether `name`'s points are cached, i.e. loading it trains nothing."""
+    return cache_path(name).exists()
+
+
+def build_bottleneck(
+    name: str, load_images: ImageLoader, on_progress: Progress | None = None
+) -> Path:
+    """Build and cache `name` unless it is cached already; return the cache file.
+
+    `on_progress` may raise to abandon the build: then nothing is written.
+    """
+    path = cache_path(name)
     with _BUILD_LOCK:  # two jobs asking at once build it once
         if not path.exists():
-            _write_atomic(path, build_points(BOTTLENECK_SETS[name], load_images))
+            _write_atomic(path, build_points(BOTTLENECK_SETS[name], load_images, on_progress))
+    return path
+
+
+def load_bottleneck_split(name: str, split: str, load_images: ImageLoader) -> RawSplit:
+    """The points of `name` ("mnist2d") for `split`, building the cached file on first use."""
+    path = build_bottleneck(name, load_images)
     try:
         with np.load(path, allow_pickle=False) as data:
             x, y = data[f"x_{split}"], data[f"y_{split}"]
@@ -81,23 +103,34 @@ class BottleneckNet(nn.Module):
         return -torch.cdist(self.encoder(x), self.centres).pow(2)
 
 
-def build_points(base: str, load_images: ImageLoader) -> dict[str, np.ndarray]:
-    """Train the bottleneck CNN on `base`'s training split and map both splits to 2-D."""
+def build_points(
+    base: str, load_images: ImageLoader, on_progress: Progress | None = None
+) -> dict[str, np.ndarray]:
+    """Train the bottleneck CNN on `base`'s training split and map both splits to 2-D.
+
+    `on_progress(done, total)` hears about the training steps, from 0 to `total`.
+    """
+    report = on_progress or (lambda done, total: None)
     train, test = load_images(base, "train"), load_images(base, "test")
     print(f"building {base}2d: training a 2-unit bottleneck CNN (once)", file=sys.stderr)
     labels = torch.unique(train.y)
     targets = torch.searchsorted(labels, train.y)
+    total = max(MIN_STEPS, EPOCHS * len(train) // BATCH_SIZE)
+    every = -(-total // PROGRESS_REPORTS)
+    report(0, total)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
         channels, side, _ = train.image_shape
         net = BottleneckNet(channels, side, len(labels))
         optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-        for _ in range(max(MIN_STEPS, EPOCHS * len(train) // BATCH_SIZE)):
+        for step in range(1, total + 1):
             batch = torch.randint(0, len(train), (BATCH_SIZE,))
             loss = F.cross_entropy(net(train.x[batch]), targets[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if step % every == 0 or step == total:
+                report(step, total)
     net.eval()
     with torch.no_grad():
         points = {split: _embed(net, data.x) for split, data in (("train", train), ("test", test))}

@@ -8,7 +8,13 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from moa_core.data.bottleneck import BOTTLENECK_SETS, load_bottleneck_split
+from moa_core.data.bottleneck import (
+    BOTTLENECK_SETS,
+    Progress,
+    build_bottleneck,
+    is_built,
+    load_bottleneck_split,
+)
 from moa_core.data.dataset import Dataset, DatasetError, RawSplit
 from moa_core.data.embedded import load_digits_split
 from moa_core.data.image_sets import IMAGE_SETS, load_image_split
@@ -24,6 +30,21 @@ def dataset_names() -> list[str]:
 def point_set_names() -> list[str]:
     """Datasets whose samples are 2-D points rather than images."""
     return sorted([*TOY_NAMES, *BOTTLENECK_SETS])
+
+
+def unbuilt_point_set(spec: str) -> str | None:
+    """The 2-D bottleneck set `spec` names when it is not built yet (loading it would first
+    train a CNN, seconds to minutes); None for every other spec, valid or not."""
+    try:
+        name, _ = parse_spec(spec)
+    except DatasetError:
+        return None
+    return name if name in BOTTLENECK_SETS and not is_built(name) else None
+
+
+def build_point_set(name: str, on_progress: Progress | None = None) -> None:
+    """Build and cache the 2-D bottleneck set `name` ("mnist2d") now, reporting progress."""
+    build_bottleneck(name, load_dataset, on_progress)
 
 
 def parse_spec(spec: str) -> tuple[str, list[int] | None]:

@@ -38,6 +38,7 @@ class MoAConfig(ModelConfig):
 
     model_type: ClassVar[str] = "moa"
     input_kind: ClassVar[str] = "image"
+    lesson: ClassVar[str] = "train"  # the Train page's lesson, assets/lessons/train.md
     num_clusters: int = 10
     latent_dim: int = 16
     expert_channels: tuple = (16, 32)
@@ -140,6 +141,11 @@ class MixtureOfAutoencoders(nn.Module):
 
     def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
         return self.experts.decode(z)
+
+    def gate_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate's logits alone: what `forward` returns as `gate_logits`, without every
+        expert decoding the batch (the maximization engine's fast path)."""
+        return self.gate(x)
 
     def forward(self, x: torch.Tensor) -> MixtureOutput:
         gate_logits = self.gate(x)

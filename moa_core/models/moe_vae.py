@@ -44,6 +44,7 @@ class MoEVAEConfig(ModelConfig):
 
     model_type: ClassVar[str] = "moe_vae"
     input_kind: ClassVar[str] = "image"
+    lesson: ClassVar[str] = "train_moe_vae"
     train_defaults: ClassVar[dict] = {"batch_size": 100, "lr": 1e-3}
     num_clusters: int = 10
     latent_sizes: tuple = (16,)
@@ -122,6 +123,11 @@ class MoEVAE(nn.Module):
 
     def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode(z)
+
+    def gate_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The manager's logits alone (what `forward` computes from un-augmented images in
+        eval mode), without the experts' encode and decode."""
+        return self.manager(x)
 
     def forward(self, x: torch.Tensor) -> MixtureOutput:
         if self.training and self.config.augment:

@@ -57,6 +57,7 @@ class MultipathConfig(ModelConfig):
     model_type: ClassVar[str] = "multipath_cc"
     routing: ClassVar[str] = "cc"
     input_kind: ClassVar[str] = "image"
+    lesson: ClassVar[str] = "train_routing"
     uses_labels: ClassVar[bool] = True
     train_defaults: ClassVar[dict] = {"lr": 1e-3, "epochs": 15}
     ablation: ClassVar[tuple[str, dict]] = ("without gate regularization", {"gate_reg": 0.0})

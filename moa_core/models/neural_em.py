@@ -46,6 +46,7 @@ class NeuralEMConfig(ModelConfig):
 
     model_type: ClassVar[str] = "neural_em"
     input_kinds: ClassVar[tuple[str, ...]] = INPUT_KINDS
+    lesson: ClassVar[str] = "train_neural_em"
     train_defaults: ClassVar[dict] = {"batch_size": PAPER_BATCH, "lr": 1e-3}
     # The paper's key idea switched off, for side-by-side runs (paper 004, Fig. 5a, Table 1).
     ablation: ClassVar[tuple[str, dict]] = ("without normalization", {"normalize": False})
@@ -181,6 +182,10 @@ class NeuralEM(nn.Module):
         """(penultimate features, relevance scores a = g(x)) before any normalization."""
         features = self.features(x)
         return features, self.head(features)
+
+    def gate_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The relevance scores a = g(x): `forward`'s `gate_logits`, without the loss."""
+        return self.relevance(x)[1]
 
     def gamma(self, n: int) -> float:
         if self.config.gamma > 0:

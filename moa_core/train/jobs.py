@@ -53,6 +53,7 @@ class JobState:
         self.losses: list[tuple[int, float]] = []
         self.epochs: list[dict] = []
         self.snapshot: dict | None = None
+        self.lr_changes: list[tuple[int, float]] = []  # (last step before it, new base rate)
         self.run: TrainedRun | None = None
         self.result: Any = None  # what a `JobSpec.work` returned
 
@@ -65,6 +66,12 @@ class JobState:
                 self.snapshot = event.snapshot
             if event.message:
                 self.message = event.message
+
+    def note_learning_rate(self, lr: float) -> None:
+        """Record a mid-run learning-rate change at the current step, so the loss chart can
+        mark where it took effect (the trainer applies it from the next batch)."""
+        with self._lock:
+            self.lr_changes.append((self.losses[-1][0] if self.losses else 0, float(lr)))
 
     def set_status(self, status: str, message: str = "") -> None:
         with self._lock:
@@ -81,6 +88,7 @@ class JobState:
                 "losses": list(self.losses),
                 "epochs": list(self.epochs),
                 "snapshot": self.snapshot,
+                "lr_changes": list(self.lr_changes),
             }
 
 

@@ -3,104 +3,151 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from moa_core.analysis.density import DensityGrid
+from moa_core.analysis.density import DensityGrid, PlaneSnapshot
 from moa_core.viz.latent import category_color
 
-PANEL_COLUMNS = 3
+# Greys from white (low) to charcoal (high): the clusters' colours on top stay apart from it.
+DENSITY_COLORSCALE = ((0.0, "#ffffff"), (0.5, "#b0b0b0"), (1.0, "#333333"))
+OUTLINE = "#000000"
+MAX_COLUMNS = 4  # clusters per row of panels; more wrap onto further rows
+FIGURE_WIDTH = 820  # px: the main column at 1280 px, sidebar open (the narrowest target)
+PANEL_PX = (200, 340)  # smallest and largest side of a square panel
+MARGIN = {"l": 60, "r": 10, "t": 60, "b": 30}  # t: room for the mode bar
+COLORBAR_PX, COLUMN_GAP_PX, ROW_GAP_PX = 60, 50, 90
 
 
-def density_contours(
-    grid: DensityGrid,
-    clusters: list[int],
-    points: np.ndarray | None = None,
-    assignments: np.ndarray | None = None,
-    title: str = "",
-    height_per_row: int = 260,
-) -> go.Figure:
-    """One panel per chosen cluster: filled contours of its density, points on top.
+def density_contours(planes: Mapping[str, PlaneSnapshot], clusters: list[int]) -> go.Figure:
+    """One figure per comparison: a row of square panels per run, a column per chosen cluster.
 
-    All panels share one colour scale spanning the drawn values, so they compare: after the
-    collapse one cluster is bright everywhere and the others dark. (Normalized densities stay
-    in the sigmoid's near-linear band around 0.5 by design, so a fixed 0..1 scale would show
-    them flat.) Points are coloured by their assigned cluster; the panel's members are ringed.
+    Each panel draws that cluster's density over the plane as filled contours; the points on
+    top are coloured by their assigned cluster, the panel's own members larger and opaque.
+    All panels share one colour scale (one colour bar), so a colour means the same density in
+    both runs: after the collapse one cluster is dark everywhere, the others pale (paper 004,
+    Fig. 5).
     """
     if not clusters:
         raise ValueError("choose at least one cluster to draw")
-    k = grid.values.shape[0]
-    if any(not 0 <= c < k for c in clusters):
-        raise ValueError(f"clusters must lie in 0..{k - 1}, got {clusters}")
-    columns = min(PANEL_COLUMNS, len(clusters))
-    rows = math.ceil(len(clusters) / columns)
-    label = "h" if grid.kind == "density" else "p"
-    drawn = grid.values[clusters]
-    low, high = float(drawn.min()), float(drawn.max())
+    for plane in planes.values():
+        k = plane["grid"].values.shape[0]
+        if any(not 0 <= c < k for c in clusters):
+            raise ValueError(f"clusters must lie in 0..{k - 1}, got {clusters}")
+    grids = [plane["grid"] for plane in planes.values()]
+    label = "h" if grids[0].kind == "density" else "p"
+    low = min(float(grid.values[clusters].min()) for grid in grids)
+    high = max(float(grid.values[clusters].max()) for grid in grids)
+    columns = min(MAX_COLUMNS, len(clusters))
+    blocks = math.ceil(len(clusters) / columns)
+    rows = blocks * len(planes)
+    free = FIGURE_WIDTH - MARGIN["l"] - MARGIN["r"] - COLORBAR_PX - (columns - 1) * COLUMN_GAP_PX
+    panel = int(np.clip(free / columns, *PANEL_PX))
+    height = MARGIN["t"] + MARGIN["b"] + rows * panel + (rows - 1) * ROW_GAP_PX
+    cells = [[None] * columns for _ in range(rows)]
+    for index, cluster in enumerate(clusters):
+        block, col = divmod(index, columns)
+        for run in range(len(planes)):
+            cells[block * len(planes) + run][col] = cluster
     fig = make_subplots(
         rows,
         columns,
-        subplot_titles=[f"cluster {c + 1}: {label}_{c + 1}(x)" for c in clusters],
-        horizontal_spacing=0.06,
-        vertical_spacing=0.12 / rows,
+        specs=[[{} if c is not None else None for c in row] for row in cells],
+        subplot_titles=[
+            f"cluster {c + 1}: {label}_{c + 1}(x)" for r in cells for c in r if c is not None
+        ],
+        horizontal_spacing=COLUMN_GAP_PX / FIGURE_WIDTH,
+        vertical_spacing=ROW_GAP_PX / height,
     )
-    for index, cluster in enumerate(clusters):
-        row, col = divmod(index, columns)
-        fig.add_trace(
-            go.Contour(
-                x=grid.xs,
-                y=grid.ys,
-                z=grid.values[cluster],
-                zmin=low,
-                zmax=high,
-                colorscale="Viridis",
-                ncontours=12,
-                showscale=index == 0,
-                colorbar={"title": label, "len": 0.8},
-                hovertemplate=f"x=%{{x:.2f}}, y=%{{y:.2f}}<br>{label}=%{{z:.3f}}<extra></extra>",
-                name=f"cluster {cluster + 1}",
-            ),
-            row + 1,
-            col + 1,
-        )
-        if points is not None and assignments is not None:
-            _add_points(fig, points, assignments, cluster, k, (row + 1, col + 1))
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
+    for r, row in enumerate(cells):
+        name, plane = list(planes.items())[r % len(planes)]
+        for c, cluster in enumerate(row):
+            if cluster is not None:
+                _add_panel(fig, plane, cluster, (r + 1, c + 1), (low, high), label)
+                axis_title = name if c == 0 else None
+                _square_axes(fig, plane["grid"], (r + 1, c + 1), axis_title)
     fig.update_layout(
-        title=title,
-        height=80 + height_per_row * rows,
-        margin={"l": 10, "r": 10, "t": 70, "b": 10},
+        height=height,
+        margin=MARGIN,
         showlegend=False,
+        plot_bgcolor="white",
+        font={"size": 14},
     )
+    fig.update_annotations(font={"size": 15})
     return fig
 
 
-def _add_points(
+def _add_panel(
     fig: go.Figure,
-    points: np.ndarray,
-    assignments: np.ndarray,
+    plane: PlaneSnapshot,
     cluster: int,
-    num_clusters: int,
     cell: tuple[int, int],
+    scale: tuple[float, float],
+    label: str,
 ) -> None:
+    grid = plane["grid"]
+    fig.add_trace(
+        go.Contour(
+            x=grid.xs,
+            y=grid.ys,
+            z=grid.values[cluster],
+            zmin=scale[0],
+            zmax=scale[1],
+            colorscale=[list(stop) for stop in DENSITY_COLORSCALE],
+            ncontours=12,
+            line={"width": 0.5, "color": "rgba(0,0,0,0.25)"},
+            showscale=not fig.data,
+            colorbar={"title": {"text": f"{label}(x)"}, "thickness": 18, "len": 0.9},
+            hovertemplate=f"x=%{{x:.2f}}, y=%{{y:.2f}}<br>{label}=%{{z:.3f}}<extra></extra>",
+            name=f"cluster {cluster + 1}",
+        ),
+        *cell,
+    )
+    points, assignments = plane["points"], plane["assignments"]
     members = assignments == cluster
+    k = grid.values.shape[0]
     fig.add_trace(
         go.Scattergl(
             x=points[:, 0],
             y=points[:, 1],
             mode="markers",
             marker={
-                "size": np.where(members, 6, 3),
-                "color": [category_color(int(a), num_clusters) for a in assignments],
-                "line": {"width": np.where(members, 1, 0), "color": "white"},
+                "size": np.where(members, 8, 5),
+                "opacity": np.where(members, 1.0, 0.45),
+                "color": [category_color(int(a), k) for a in assignments],
+                "line": {"width": np.where(members, 1.5, 1.0), "color": OUTLINE},
             },
             hovertemplate="assigned to cluster %{text}<extra></extra>",
             text=[str(int(a) + 1) for a in assignments],
         ),
         *cell,
+    )
+
+
+def _square_axes(
+    fig: go.Figure, grid: DensityGrid, cell: tuple[int, int], title: str | None
+) -> None:
+    """Equal units on both axes over the grid's square, with ticks to read positions from."""
+    anchor = fig.data[-1].yaxis  # "y", "y2", …: this panel's own y axis
+    ticks = {"showticklabels": True, "ticks": "outside", "nticks": 5, "tickfont": {"size": 12}}
+    fig.update_xaxes(
+        range=[grid.xs[0], grid.xs[-1]],
+        scaleanchor=anchor,
+        constrain="domain",
+        row=cell[0],
+        col=cell[1],
+        **ticks,
+    )
+    fig.update_yaxes(
+        range=[grid.ys[0], grid.ys[-1]],
+        constrain="domain",
+        title={"text": title, "font": {"size": 15}} if title else None,
+        row=cell[0],
+        col=cell[1],
+        **ticks,
     )
 
 

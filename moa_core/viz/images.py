@@ -89,9 +89,9 @@ def reconstruction_grid(
     """Rows = samples; column 0 the input, column k the k-th expert's reconstruction.
 
     `inputs` is `[R, C, H, W]`, `reconstructions` `[R, M, C, H, W]`; without a gap the result
-    is `[R·H·s, (M+1)·W·s, 3]` uint8 plus `image_grid`'s frame. With `gate_probs` `[R, M]`, a green frame marks the
-    expert the gate routes each sample to, which is what shows collapse: one column framed in
-    every row.
+    is `[R·H·s, (M+1)·W·s, 3]` uint8 inside `image_grid`'s frame. With `gate_probs` `[R, M]`,
+    a green frame marks the expert the gate routes each sample to, which is what shows
+    collapse: one column framed in every row.
     """
     inputs = np.asarray(inputs)
     reconstructions = np.asarray(reconstructions)

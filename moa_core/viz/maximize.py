@@ -3,6 +3,8 @@ Fig. 8), and how the unit's activation grew while the image was synthesized."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -37,23 +39,33 @@ def maximization_grid(
 
 
 def activation_figure(
-    history: np.ndarray, best_dataset: np.ndarray, units: list[int], height: int = 320
+    history: np.ndarray,
+    best_dataset: np.ndarray,
+    names: list[str],
+    blur_steps: Sequence[int] = (),
+    total_steps: int | None = None,
+    height: int = 380,
 ) -> go.Figure:
     """One line per unit: its activation at each synthesis step; a dotted level marks the
-    unit's best dataset image, so the crossing point is visible."""
+    unit's best dataset image, so the crossing point is visible. Grey verticals mark the steps
+    where the image was blurred: each one explains a dip of the sawtooth.
+
+    The legend sits at the right, one entry per unit named as the page's table names it. With
+    `total_steps` the axis spans the whole run, so a synthesis in progress draws lines that grow.
+    """
     history = np.asarray(history)
     steps = np.arange(history.shape[0])
     fig = go.Figure()
-    for column, unit in enumerate(units):
-        color = category_color(unit, max(units) + 1)
+    for column, name in enumerate(names):
+        color = category_color(column, len(names))
         fig.add_trace(
             go.Scatter(
                 x=steps,
                 y=history[:, column],
                 mode="lines",
-                line={"color": color},
-                name=f"cluster {unit + 1}",
-                legendgroup=str(unit),
+                line={"color": color, "width": 2},
+                name=name,
+                legendgroup=name,
             )
         )
         fig.add_trace(
@@ -61,16 +73,32 @@ def activation_figure(
                 x=[steps[0], steps[-1]],
                 y=[best_dataset[column]] * 2,
                 mode="lines",
-                line={"color": color, "dash": "dot", "width": 1},
-                name=f"cluster {unit + 1}: best dataset image",
-                legendgroup=str(unit),
+                line={"color": color, "dash": "dot", "width": 1.5},
+                name=f"{name}: best dataset image",
+                legendgroup=name,
                 showlegend=False,
+            )
+        )
+    shown = [s for s in blur_steps if s <= steps[-1]]
+    if shown:
+        low = float(min(history.min(), np.min(best_dataset)))
+        high = float(max(history.max(), np.max(best_dataset)))
+        fig.add_trace(
+            go.Scatter(
+                x=[x for s in shown for x in (s, s, None)],
+                y=[y for _ in shown for y in (low, high, None)],
+                mode="lines",
+                line={"color": "rgba(120,120,120,0.5)", "width": 1},
+                name="blur (dips the line)",
+                hoverinfo="skip",
             )
         )
     fig.update_layout(
         height=height,
-        xaxis_title="synthesis step",
-        yaxis_title="unit activation (before the activation function)",
+        xaxis={"title": "synthesis step", "range": [0, total_steps or steps[-1]]},
+        yaxis_title="activation (before the nonlinearity)",
+        legend={"x": 1.02, "y": 1, "xanchor": "left", "font": {"size": 14}},
+        font={"size": 14},
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
     )
     return fig

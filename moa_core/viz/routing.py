@@ -13,9 +13,14 @@ from plotly.subplots import make_subplots
 from moa_core.analysis.routing import LayerView
 from moa_core.viz.latent import category_color
 
-LAYER_SPACING = 3.0  # x distance from one routing layer's inputs to the next one's
+LAYER_SPACING = 3.4  # x distance from one routing layer's inputs to the next one's
+GATE_SPAN = 2.0  # x distance from a routing layer's inputs to its outputs, where the gates are
+BOX_WIDTH, BOX_HEIGHT = 0.6, 0.4  # a tensor box in data units; parallel rows are 1 apart
+FORWARD_WIDTH = 0.36  # the gray box of the parallel forward layers
+MIN_HALF_RANGE = 4.0  # x half-range at least, so a mixture's one layer keeps boxes box-shaped
 EDGE_WIDTH = (0.5, 12.0)  # line width at gate 0 and at gate 1
-BOX_SIZE = 30
+FONT_SIZE = 16  # read from the back of a classroom
+INK, PAPER = "#1a1a1a", "#ffffff"  # label colours on light and on strongly red boxes
 FORWARD_GRAY = "#b8b8b8"
 
 
@@ -40,22 +45,31 @@ def edge_width(gate: float) -> float:
     return low + (high - low) * float(np.clip(gate, 0, 1))
 
 
+def diagram_height(rows: int) -> int:
+    """Pixels for `rows` parallel tensors: roomy for a few paths, tighter for many experts, so
+    a ten-expert mixture still fits a projector's screen."""
+    return 170 + max(100 * min(rows, 3), 55 * rows)
+
+
 def routing_diagram(layers: Sequence[LayerView], title: str = "") -> go.Figure:
-    """Each routing layer's input and output tensors as boxes (red = relative activation
-    strength), each gate g_ij as an edge (thickness and blue = its value), the parallel
-    forward layers between routing layers as plain gray boxes; hover shows the numbers."""
+    """Each routing layer's input and output tensors as labelled boxes (red = relative
+    activation strength), each gate g_ij as an edge from box edge to box edge (thickness and
+    blue = its value), the parallel forward layers between routing layers as gray boxes;
+    hover shows the numbers. Edges stop at the boxes, so none crosses a label."""
     fig = go.Figure()
     for index, layer in enumerate(layers):
         x_in = index * LAYER_SPACING
-        x_out = x_in + 1
+        x_out = x_in + GATE_SPAN
         y_in, y_out = _rows(len(layer.input_strength)), _rows(len(layer.output_strength))
         if index > 0:
-            _forward_block(fig, x_in - 1, _rows(len(layers[index - 1].output_strength)), y_in)
+            y_before = _rows(len(layers[index - 1].output_strength))
+            _forward_block(fig, x_in - LAYER_SPACING + GATE_SPAN, x_in, y_before, y_in)
+        left, right = x_in + BOX_WIDTH / 2, x_out - BOX_WIDTH / 2
         for i, j in np.ndindex(layer.gates.shape):
             gate = float(layer.gates[i, j])
             fig.add_trace(
                 go.Scatter(
-                    x=[x_in, x_out],
+                    x=[left, right],
                     y=[y_in[i], y_out[j]],
                     mode="lines",
                     line={"width": edge_width(gate), "color": _blue(gate)},
@@ -65,36 +79,52 @@ def routing_diagram(layers: Sequence[LayerView], title: str = "") -> go.Figure:
                     showlegend=False,
                 )
             )
-        _gate_markers(fig, layer, index, x_in, y_in, y_out)
-        _boxes(fig, x_in, y_in, layer.input_strength, "input X", layer.name)
-        _boxes(fig, x_out, y_out, layer.output_strength, "output Y", layer.name)
+        _gate_markers(fig, layer, index, left, right, y_in, y_out)
+        _boxes(fig, x_in, y_in, layer.input_strength, "X", layer.name)
+        _boxes(fig, x_out, y_out, layer.output_strength, "Y", layer.name)
         fig.add_annotation(
-            x=x_in + 0.5,
-            y=max(y_in.max(), y_out.max()) + 0.9,
+            x=x_in + GATE_SPAN / 2,
+            y=max(y_in.max(), y_out.max()) + BOX_HEIGHT / 2 + 0.15,
+            yanchor="bottom",
             text=layer.name.replace(": ", ":<br>"),  # "CC 1:<br>block 1" fits a narrow column
             showarrow=False,
-            font={"size": 11},
+            font={"size": FONT_SIZE},
+            name="layer name",
         )
+    rows = max(max(len(v.input_strength), len(v.output_strength)) for v in layers)
+    x_max = (len(layers) - 1) * LAYER_SPACING + GATE_SPAN
+    half = max(x_max / 2 + BOX_WIDTH, MIN_HALF_RANGE)
     fig.update_layout(
         title=title,
-        height=120 + 90 * max(max(len(v.input_strength), len(v.output_strength)) for v in layers),
-        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+        height=diagram_height(rows),
+        font={"size": FONT_SIZE, "color": INK},
+        margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
         plot_bgcolor="white",
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": None},
+        xaxis={"visible": False, "range": [x_max / 2 - half, x_max / 2 + half], "fixedrange": True},
+        yaxis={
+            "visible": False,
+            "range": [-(rows - 1) / 2 - BOX_HEIGHT / 2 - 0.1, (rows - 1) / 2 + 1.2],
+            "fixedrange": True,
+        },
         showlegend=False,
     )
     return fig
 
 
 def _gate_markers(
-    fig: go.Figure, layer: LayerView, index: int, x_in: float, y_in: np.ndarray, y_out: np.ndarray
+    fig: go.Figure,
+    layer: LayerView,
+    index: int,
+    left: float,
+    right: float,
+    y_in: np.ndarray,
+    y_out: np.ndarray,
 ) -> None:
     """A hover point a third of the way along each edge, where crossing edges stay apart."""
     points = list(np.ndindex(layer.gates.shape))
     fig.add_trace(
         go.Scatter(
-            x=[x_in + 1 / 3 for _ in points],
+            x=[left + (right - left) / 3 for _ in points],
             y=[y_in[i] + (y_out[j] - y_in[i]) / 3 for i, j in points],
             mode="markers",
             marker={"size": 9, "color": [_blue(layer.gates[i, j]) for i, j in points]},
@@ -110,21 +140,40 @@ def _gate_markers(
     )
 
 
+def _rect(fig: go.Figure, x: float, y: float, width: float, fill: str, line: str) -> None:
+    fig.add_shape(
+        type="rect",
+        x0=x - width / 2,
+        x1=x + width / 2,
+        y0=y - BOX_HEIGHT / 2,
+        y1=y + BOX_HEIGHT / 2,
+        fillcolor=fill,
+        line={"color": line, "width": 1.5},
+        layer="above",
+        name="box",
+    )
+
+
 def _boxes(
     fig: go.Figure, x: float, ys: np.ndarray, strength: np.ndarray, what: str, layer: str
 ) -> None:
+    """Tensor boxes `what`1, `what`2, … at (x, ys), labelled inside, hover on the whole box."""
+    for k, (y, s) in enumerate(zip(ys, strength, strict=True)):
+        _rect(fig, x, y, BOX_WIDTH, _red(s), "#7a1010")
+        fig.add_annotation(
+            x=x,
+            y=y,
+            text=f"{what}{k + 1}",
+            showarrow=False,
+            name="box label",
+            font={"size": FONT_SIZE + 1, "color": PAPER if s > 0.6 else INK},
+        )
     fig.add_trace(
         go.Scatter(
             x=[x] * len(ys),
             y=ys,
-            mode="markers+text",
-            marker={
-                "symbol": "square",
-                "size": BOX_SIZE,
-                "color": [_red(s) for s in strength],
-                "line": {"color": "#7a1010", "width": 1},
-            },
-            text=[f"{k + 1}" for k in range(len(ys))],
+            mode="markers",
+            marker={"symbol": "square", "size": 36, "opacity": 0},
             name="tensor",
             hovertext=[
                 f"{layer}<br>{what}{k + 1}: relative strength {s:.3f}"
@@ -136,25 +185,36 @@ def _boxes(
     )
 
 
-def _forward_block(fig: go.Figure, x: float, y_from: np.ndarray, y_to: np.ndarray) -> None:
-    """Plain boxes for the parallel forward layers between two routing layers."""
+def _forward_block(
+    fig: go.Figure, x_from: float, x_to: float, y_from: np.ndarray, y_to: np.ndarray
+) -> None:
+    """Gray boxes for the parallel forward layers between the routing layer whose outputs sit
+    at `x_from` and the next one's inputs at `x_to`, joined box edge to box edge."""
+    x = (x_from + x_to) / 2
     for y_a, y_b in zip(y_from, y_to, strict=False):
-        fig.add_trace(
-            go.Scatter(
-                x=[x - 1, x, x + 1],
-                y=[y_a, y_b, y_b],
-                mode="lines",
-                line={"color": FORWARD_GRAY, "width": 2},
-                hoverinfo="skip",
-                showlegend=False,
+        for xs, ys in (
+            ([x_from + BOX_WIDTH / 2, x - FORWARD_WIDTH / 2], [y_a, y_b]),
+            ([x + FORWARD_WIDTH / 2, x_to - BOX_WIDTH / 2], [y_b, y_b]),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": FORWARD_GRAY, "width": 3},
+                    name="forward",
+                    hoverinfo="skip",
+                    showlegend=False,
+                )
             )
-        )
+    for y in y_to:
+        _rect(fig, x, y, FORWARD_WIDTH, FORWARD_GRAY, "#8a8a8a")
     fig.add_trace(
         go.Scatter(
             x=[x] * len(y_to),
             y=y_to,
             mode="markers",
-            marker={"symbol": "square", "size": BOX_SIZE * 0.8, "color": FORWARD_GRAY},
+            marker={"symbol": "square", "size": 24, "opacity": 0},
             name="forward layers",
             hovertext="parallel forward layers (one per path)",
             hoverinfo="text",
