@@ -37,7 +37,8 @@ RANKINGS = f"{PREFIX}rankings"  # session cache: (run id, units) → Ranking
 REPORTS = f"{PREFIX}reports"  # session cache: (run id, units, settings) → UnitReport
 JOB = f"{PREFIX}job"  # (key, job id) of this session's synthesis in progress
 KEEP = 6  # reports kept per session: the images of a big model add up
-COLUMNS = [1.4, 10, 10, 2.6]  # label | top k | bottom k | synthesized (the largest tile)
+# label | top k | bottom k | synthesized (the largest tile, its header on one line at 1280 px)
+COLUMNS = [1.8, 10, 10, 3.4]
 
 
 def ranking_for(run_id: str, model: nn.Module, data: Dataset, units: UnitChoice) -> Ranking:
@@ -135,7 +136,7 @@ def show(
         column.markdown(title)
     for row, name in enumerate(names):
         label, left, middle, right = st.columns(COLUMNS, vertical_alignment="center")
-        label.markdown(f"**{name}**")
+        label.markdown(f"**{name}**".replace("unit ", "unit\u00a0"))  # "unit 1" on one line
         left.image(image_grid(top[row], TOP_K, scale, 2), width="stretch")
         middle.image(image_grid(bottom[row], TOP_K, scale, 2), width="stretch")
         if synthesis is None:
@@ -185,7 +186,7 @@ units = choices[
 ]
 steps = c1.slider("Synthesis steps", 32, 512, SynthesisSettings().steps, step=32, key="max_steps")
 fourier = c2.toggle(
-    "Fourier parametrization",
+    "Fourier image",
     key="max_fourier",
     help="Optimize the image's spectrum scaled by 1/frequency²: smoother, bolder strokes.",
 )

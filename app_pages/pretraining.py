@@ -36,8 +36,8 @@ STEP_ORDER = ("size", "clusters", "manager", "mixture")
 POLL_SECONDS = 1.0
 RUN_HERE, SAVED = "Run it here", "A saved run"
 MANAGER_FIX = (
-    "more manager epochs, or more VAE epochs so HDBSCAN's clusters are whole classes; "
-    "the MoE-VAE trained from this manager starts with its experts idle."
+    "A MoE-VAE trained from this manager starts with its other experts idle. Try: more "
+    "manager epochs, or more VAE epochs so HDBSCAN's clusters are whole classes."
 )
 
 

@@ -3,9 +3,10 @@ app (issue 11's promise: none over 10 s once the app is warm on a 2-core CPU).
 
 A temporary run registry gets what the exploring pages open on: a MoA+ and a two-path
 routing network on the embedded digits (16×16) and a MoE-VAE from a short pretraining
-pipeline. The server is warmed by one visit to every page (imports, numba's first compile),
-then each page is opened again in a fresh browser session with the run it shows made the
-newest, so its per-run caches are cold, as on a teacher's first look at a run. Pages that
+pipeline. The server and the browser's cache are warmed by one visit to every page (imports,
+numba's first compile, the chart libraries), then each page is opened again in a new tab (a
+fresh Streamlit session) with the run it shows made the newest, so its per-run caches are
+cold, as on a teacher's first look at a run. Pages that
 show nothing before a click get their one click (Train and Cluster distributions: Start with
 the defaults; Pretraining and Experts: their saved-run view), and the clock starts at it.
 Neuron maximization also reports when its last synthesized image is done.
@@ -87,11 +88,11 @@ def make_runs(directory: Path) -> dict[str, Path]:
     return runs
 
 
-def open_page(browser, url: str, case: PageCase, viewport, shot: Path | None) -> dict:
-    """Open `case` in a fresh session: seconds to its title and to its first figure (from the
-    click, where it has one), and for Neuron maximization to its finished synthesis; a
-    training it started is stopped before the session closes."""
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+def open_page(context, url: str, case: PageCase, shot: Path | None) -> dict:
+    """Open `case` in a new tab (a fresh Streamlit session; the browser's cache stays warm,
+    as a teacher's does after the first visit): seconds to its title and to its first figure
+    (from the click, where it has one), and for Neuron maximization to its finished
+    synthesis; a training it started is stopped before the tab closes."""
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     start = time.perf_counter()
@@ -107,16 +108,25 @@ def open_page(browser, url: str, case: PageCase, viewport, shot: Path | None) ->
     if case.path == "/maximize":
         page.get_by_text(SYNTHESIS_DONE).first.wait_for()
         timing["all_synthesized"] = round(time.perf_counter() - start, 2)
-    exceptions = page.locator('[data-testid="stException"]').count()
-    timing["exceptions"] = exceptions
+    timing["exceptions"] = page.locator('[data-testid="stException"]').count()
     if shot is not None:
         time.sleep(3)  # let the rest of the page settle for the picture
         page.screenshot(path=str(shot), full_page=True)
     if case.click is _start:  # stop the training, so the next page has the CPU to itself
-        page.get_by_role("button", name="Stop").first.click()
-        time.sleep(1)
-    context.close()
+        _stop_if_running(page)
+    page.close()
     return timing
+
+
+def _stop_if_running(page) -> None:
+    """Press Stop unless the training has already finished (Stop is disabled then)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.get_by_role("button", name="Stop").first.click(timeout=5_000)
+        time.sleep(1)
+    except PlaywrightTimeout:
+        pass  # it finished first: nothing left running
 
 
 def measure(shots: Path | None = None) -> dict:
@@ -130,22 +140,28 @@ def measure(shots: Path | None = None) -> dict:
         env = {"MOA_CACHE_DIR": str(root / "cache"), "MOA_MAX_JOBS": "2"}
         with streamlit_server(root / "runs", root, env) as url, sync_playwright() as play:
             browser = play.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+            width, height = VIEWPORTS[0]
+            context = browser.new_context(viewport={"width": width, "height": height})
             pages: dict[str, dict] = {}
             for rounds in ("warm-up", "measured"):
                 for case in CASES:
                     if case.run:
                         os.utime(runs[case.run])  # newest: the page opens on it, caches cold
                     progress(f"first_figure: {rounds} {case.title}")
-                    timing = open_page(browser, url, case, VIEWPORTS[0], None)
+                    timing = open_page(context, url, case, None)
                     if rounds == "measured":
                         pages[case.title] = timing
+            context.close()
             if shots is not None:
                 shots.mkdir(parents=True, exist_ok=True)
-                for case in CASES:
-                    for viewport in VIEWPORTS:
+                for width, height in VIEWPORTS:
+                    context = browser.new_context(viewport={"width": width, "height": height})
+                    for case in CASES:
+                        if case.run:
+                            os.utime(runs[case.run])
                         name = case.path.strip("/") or "train"
-                        shot = shots / f"{name}-{viewport[0]}x{viewport[1]}.png"
-                        open_page(browser, url, case, viewport, shot)
+                        open_page(context, url, case, shots / f"{name}-{width}x{height}.png")
+                    context.close()
             browser.close()
     worst = max(timing["first_figure"] for timing in pages.values())
     return emit(

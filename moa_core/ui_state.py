@@ -105,9 +105,15 @@ def collapse_fix(model_type: str, comparing: bool) -> str:
     paper 000's lesson, which MoA+ beside it (compare mode) answers."""
     if model_type == COMPARE_PAIR[0]:
         if comparing:
-            return "compare MoA+ beside it, which stays balanced: MoA collapses on purpose."
-        return "this is MoA's lesson; turn on Compare to train MoA+ beside it on the same data."
-    return "a lower learning rate, another seed, or more epochs."
+            return (
+                "This is expert dominance (paper 000): MoA collapses on purpose; MoA+ beside "
+                "it stays balanced."
+            )
+        return (
+            "This is expert dominance, MoA's lesson (paper 000): turn on Compare to train "
+            "MoA+ beside it on the same data."
+        )
+    return "Try: a lower learning rate, another seed, or more epochs."
 
 
 def switched_off(spec: JobSpec) -> str | None:
@@ -124,7 +130,7 @@ def run_collapse_fix(spec: JobSpec, comparing: bool) -> str:
     side-by-side comparison means it to."""
     label = switched_off(spec)
     if label:
-        return f"nothing: this run is {spec.model_type} {label}, and its collapse is the point."
+        return f"Expected: this run is {spec.model_type} {label}, and its collapse is the point."
     return collapse_fix(spec.model_type, comparing)
 
 

@@ -143,7 +143,7 @@ def test_panels_are_square_with_ticks_and_outlined_points(two_planes: dict) -> N
         assert x.scaleanchor == f"y{i}" and x.showticklabels and y.showticklabels
         assert np.isclose(x.range[1] - x.range[0], y.range[1] - y.range[0])  # a square plane
     scales = {color for _, color in DENSITY_COLORSCALE}
-    points = [t for t in figure.data if t.type == "scattergl"]
+    points = [t for t in figure.data if t.type == "scatter"]  # SVG: no WebGL without a GPU
     assert len(points) == 4
     for trace in points:
         assert np.min(trace.marker.line.width) >= 1

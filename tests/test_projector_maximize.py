@@ -155,8 +155,9 @@ def test_page_shows_every_group_under_a_header(page_of) -> None:
     for title in ("**Unit**", "**Top 10**", "**Bottom 10**", "**Synthesized**"):
         assert any(h.startswith(title) for h in headers), title
     assert len(at.get("image")) == 3 * 5  # per unit: top strip, bottom strip, synthesized
-    assert [m.value for m in at.markdown if m.value.startswith("**unit ")] == [
-        f"**unit {u}**" for u in range(1, 6)
+    assert [m.value for m in at.markdown if m.value.startswith("**unit\u00a0")] == [
+        f"**unit\u00a0{u}**"
+        for u in range(1, 6)  # a row label never breaks after "unit"
     ]
 
 

@@ -15,8 +15,8 @@ COLLAPSE_SHARE = 0.9  # one expert winning this share of the samples is a collap
 UNUSED_SHARE = 0.5  # fewer than this share of the experts in use is a partial collapse
 FLAT_STD = 0.02  # pixel spread below this (images in [0, 1]) is a flat, untrained image
 BALANCE_FIX = (
-    "a model that keeps its experts balanced (MoA+ beside MoA: Compare on the Train page), "
-    "another seed, or a lower learning rate."
+    "Try: a model that keeps its experts balanced (MoA+ beside MoA: Compare on the Train "
+    "page), another seed, or a lower learning rate."
 )
 
 
@@ -24,19 +24,20 @@ def collapse_message(
     usage: Sequence[float], unit: str = "expert", fix: str = BALANCE_FIX
 ) -> str | None:
     """A line when one `unit` wins ≥ 90 % of the samples, or fewer than half win any; None
-    when the usage looks healthy. `usage` holds each unit's share of the samples."""
+    when the usage looks healthy. `usage` holds each unit's share of the samples (or counts);
+    `fix` is the sentence that follows: what to try, or why the collapse is expected."""
     shares = np.asarray(usage, dtype=np.float64)
     if len(shares) < 2 or not np.isfinite(shares).all() or shares.sum() <= 0:
         return None
     shares = shares / shares.sum()
     top = int(shares.argmax())
-    hint = f" Try: {fix}" if fix else ""
+    hint = f" {fix}" if fix else ""
     if shares[top] >= COLLAPSE_SHARE:
         others = len(shares) - 1
         rest = f"the other {unit} learns" if others == 1 else f"the other {others} {unit}s learn"
         return (
             f"Collapsed: {unit} {top + 1} takes {shares[top]:.0%} of the samples, so {rest} "
-            f"(almost) nothing and the clustering says little (expert dominance, paper 000).{hint}"
+            f"(almost) nothing and the clustering says little.{hint}"
         )
     used = int((shares > 0).sum())
     if used < UNUSED_SHARE * len(shares):

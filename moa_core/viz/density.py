@@ -110,7 +110,7 @@ def _add_panel(
     members = assignments == cluster
     k = grid.values.shape[0]
     fig.add_trace(
-        go.Scattergl(
+        go.Scatter(  # SVG: no WebGL context per panel, fast without a GPU too
             x=points[:, 0],
             y=points[:, 1],
             mode="markers",

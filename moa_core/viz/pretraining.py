@@ -33,11 +33,29 @@ def explained_variance_figure(cumulative: Sequence[float], chosen: int) -> go.Fi
     fig = go.Figure(
         go.Scatter(x=components, y=np.asarray(cumulative), mode="lines+markers", name="cumulative")
     )
-    for level, use in ((CLUSTERING, "clustering"), (RECONSTRUCTION, "reconstruction")):
+    # The two levels lie 5 % apart: one label under its line, one above, both at the right,
+    # and the chosen size's label low down, clear of both.
+    levels = (
+        (CLUSTERING, "clustering", "bottom right"),
+        (RECONSTRUCTION, "reconstruction", "top right"),
+    )
+    for level, use, where in levels:
         fig.add_hline(
-            y=level, line_dash="dot", annotation_text=f"{level:.0%}: {use}", line_color="grey"
+            y=level,
+            line_dash="dot",
+            line_color="grey",
+            annotation_text=f"{level:.0%}: {use}",
+            annotation_position=where,
+            annotation_font_size=13,
         )
-    fig.add_vline(x=chosen, line_color="crimson", annotation_text=f"chosen: {chosen}", line_width=2)
+    fig.add_vline(
+        x=chosen,
+        line_color="crimson",
+        line_width=2,
+        annotation_text=f"chosen: {chosen}",
+        annotation_position="bottom right",
+        annotation_font_size=13,
+    )
     fig.update_layout(
         title="Explained variance of the large VAE's codes",
         xaxis_title="principal components",
