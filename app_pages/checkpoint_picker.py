@@ -96,7 +96,7 @@ def pick_checkpoint(prefix: str, empty_hint: str) -> CheckpointChoice:
         path = runs[run_id].path
         right.download_button(
             "Download run",
-            path.read_bytes(),
+            path.read_bytes,  # read on the click only, not on every rerun
             file_name=path.name,
             mime="application/octet-stream",
             key=f"{prefix}download",

@@ -22,8 +22,9 @@ PRIORS = f"{PREFIX}priors"  # run id → LatentPrior (MoA's is fitted to the dat
 SESSION, PICK = "This session's pipeline", "A saved run or an upload"
 HEALTH_SAMPLES = 8  # samples per expert checked for a flat, untrained decoder
 UNTRAINED_FIX = (
-    "train the mixture for more epochs (the last step of the Pretraining pipeline); if the "
-    "manager put every sample into one cluster, give the manager step more epochs first."
+    "train it for more epochs (the Train page, or the last step of the Pretraining "
+    "pipeline); a pipeline whose manager put every sample into one cluster needs more manager "
+    "epochs first."
 )
 
 
@@ -66,13 +67,12 @@ def samples_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset)
     grid = image_grid(np.concatenate(rows), columns=count, scale=scale_for(data) // 2 or 1, gap=2)
     st.image(
         grid,
-        caption=f"Row k: {count} codes drawn from expert k's "
-        + ("fitted Gaussian" if prior.fitted else "prior N(0, I)")
-        + ", decoded by expert k (paper 001, Fig. 8).",
+        caption=f"Row k: {count} codes drawn from {generation.prior_name(prior)} for expert "
+        "k, decoded by expert k (paper 001, Fig. 8).",
     )
     st.download_button(
         "Download these samples (PNG)",
-        png_bytes(grid),
+        lambda: png_bytes(grid),  # encoded on the click only
         file_name="expert_samples.png",
         mime="image/png",
         key=f"{PREFIX}samples_png",
@@ -160,7 +160,7 @@ except generation.NotGenerative as err:
     st.stop()
 st.caption(
     f"{len(prior.sizes)} experts, latent sizes {', '.join(map(str, prior.sizes))}, "
-    f"on `{data.name}`. Each expert's codes are drawn from {generation.prior_name(prior)}."
+    f"on `{data.name}`."
 )
 flat = flat_experts(np.stack(expert_rows(model, prior, HEALTH_SAMPLES, 0)))
 untrained = flat_experts_message(flat, len(prior.sizes), UNTRAINED_FIX)

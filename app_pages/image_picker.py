@@ -74,7 +74,11 @@ def pick_image(slot: int, data: Dataset, prefix: str) -> tuple[np.ndarray, str] 
         key=f"{key}canvas",
     )
     pixels = drawing.image_data if drawing is not None else None
-    image = None if pixels is None else drawing_to_input(pixels, channels, size)
+    try:
+        image = None if pixels is None else drawing_to_input(pixels, channels, size)
+    except ImageInputError as err:  # e.g. a stroke too faint to leave any contrast
+        st.error(str(err))
+        return None
     if image is None:
         st.caption("Draw a digit with the mouse; hover the canvas to undo or clear it.")
         return None

@@ -56,7 +56,8 @@ st.caption(
 left, right = st.columns([3, 2])
 if "usage" in scores:  # classifiers have accuracy instead of expert usage
     left.plotly_chart(usage_figure({analysis.config.model_type: scores["usage"]}, height=260))
-    collapsed = collapse_message(scores["usage"])
+    fix = ui_state.collapse_fix(analysis.config.model_type, comparing=False)
+    collapsed = collapse_message(scores["usage"], "expert", fix)
     if collapsed:
         left.warning(collapsed)
 with right:

@@ -36,6 +36,7 @@ POLL_SECONDS = 1.0
 RANKINGS = f"{PREFIX}rankings"  # session cache: (run id, units) → Ranking
 REPORTS = f"{PREFIX}reports"  # session cache: (run id, units, settings) → UnitReport
 JOB = f"{PREFIX}job"  # (key, job id) of this session's synthesis in progress
+ENDED = f"{PREFIX}ended"  # key → why its synthesis ended without a report (stopped, failed)
 KEEP = 6  # reports kept per session: the images of a big model add up
 # label | top k | bottom k | synthesized (the largest tile, its header on one line at 1280 px)
 COLUMNS = [1.8, 10, 10, 3.4]
@@ -58,23 +59,31 @@ def keep_report(key: tuple, report: UnitReport) -> None:
         del reports[old]
 
 
-def synthesis_job(
-    key: tuple, model: nn.Module, data: Dataset, units: UnitChoice, ranking: Ranking
-) -> Job | None:
-    """This key's running job, submitted here if none runs; None once its report is cached
-    (or it failed, which is said in one line)."""
+def held_job(key: tuple) -> Job | None:
+    """This session's synthesis job for `key`. One for other settings is cancelled (the
+    user moved on: it must not hold a job slot the class's trainings share); a finished one
+    leaves its report, a stopped or failed one its reason."""
     held = st.session_state.get(JOB)
     job = job_manager().jobs.get(held[1]) if held else None
-    if job is not None and held[0] != key:
-        job_manager().cancel(job)  # the settings changed under it
-        job = None
-    if job is not None and job.done:
-        del st.session_state[JOB]
-        if job.status == "finished":
-            keep_report(key, job.state.result)
-        else:
-            st.error(f"The synthesis did not finish: {job.state.message or job.status}.")
+    if job is None:
         return None
+    if held[0] != key or job.done:
+        del st.session_state[JOB]
+        if not job.done:
+            job_manager().cancel(job)
+        elif job.status == "finished":
+            keep_report(held[0], job.state.result)
+        else:
+            st.session_state.setdefault(ENDED, {})[held[0]] = job.state.message or job.status
+        return None
+    return job
+
+
+def synthesis_job(
+    key: tuple, model: nn.Module, data: Dataset, units: UnitChoice, ranking: Ranking
+) -> Job:
+    """This key's running job, submitted here if none runs."""
+    job = held_job(key)
     if job is None:
         work = synthesis_work(
             model,
@@ -118,8 +127,10 @@ def show(
     images: np.ndarray,
     names: list[str],
     settings: SynthesisSettings,
+    pending: str = "starting…",
 ) -> None:
-    """One row per unit under column headers, then the activation chart and the table."""
+    """One row per unit under column headers, then the activation chart and the table;
+    `pending` stands where a synthesized image has yet to come."""
     scale = max(1, min(4, 48 // images.shape[-1]))
     top, bottom = images[ranking.extremes.top], images[ranking.extremes.bottom]
     header = st.columns(COLUMNS)
@@ -140,7 +151,7 @@ def show(
         left.image(image_grid(top[row], TOP_K, scale, 2), width="stretch")
         middle.image(image_grid(bottom[row], TOP_K, scale, 2), width="stretch")
         if synthesis is None:
-            right.caption("starting…")
+            right.caption(pending)
         else:
             right.image(image_grid(synthesis.images[row : row + 1], 1, scale, 2), width="stretch")
     if synthesis is None:
@@ -203,12 +214,18 @@ st.markdown(
 )
 key = (choice.run_id, units.label, settings)
 reports = st.session_state.setdefault(REPORTS, {})
-job = None if key in reports else synthesis_job(key, model, data, units, ranking)
+held_job(key)  # before the cache: a job for settings left behind is cancelled either way
+ended = st.session_state.setdefault(ENDED, {})
 report = reports.get(key)
-if report is None and job is not None:
-    follow(job, ranking, images, names, settings)
+if report is None and key in ended:  # never resubmitted by itself: a click says so
+    note, again = st.columns([6, 1], vertical_alignment="bottom")
+    note.warning(f"The synthesis did not finish: {ended[key]}.")
+    if again.button("Synthesize", key=f"{PREFIX}retry"):
+        del ended[key]
+        st.rerun()
+    show(ranking, None, images, names, settings, pending="not synthesized")
 elif report is None:
-    show(ranking, None, images, names, settings)
+    follow(synthesis_job(key, model, data, units, ranking), ranking, images, names, settings)
 else:
     synthesis = report.synthesis
     if synthesis.steps_done < settings.steps:
@@ -226,7 +243,7 @@ else:
     top, bottom = images[ranking.extremes.top], images[ranking.extremes.bottom]
     st.download_button(
         "Download the grid (PNG)",
-        png_bytes(maximization_grid(top, bottom, synthesis.images, 3)),
+        lambda: png_bytes(maximization_grid(top, bottom, synthesis.images, 3)),  # on click
         file_name=f"maximization_{choice.run_id}.png",
         mime="image/png",
         key=f"{PREFIX}png",

@@ -10,10 +10,10 @@ from moa_core.analysis.health import collapse_message, flat_experts, flat_expert
 
 
 def test_one_expert_taking_nearly_everything_is_a_collapse() -> None:
-    message = collapse_message([0.02, 0.95, 0.03])
+    message = collapse_message([0.02, 0.95, 0.03], "expert", "Try: MoA+.")
     assert message is not None
     assert message.startswith("Collapsed: expert 2 takes 95% of the samples")
-    assert "Try:" in message  # what to do about it
+    assert message.endswith(" Try: MoA+.")  # what to do about it, as the page says it
 
 
 def test_counts_work_as_well_as_shares() -> None:
@@ -21,17 +21,19 @@ def test_counts_work_as_well_as_shares() -> None:
 
 
 def test_two_experts_read_in_the_singular() -> None:
-    assert "so the other expert learns (almost) nothing" in collapse_message([0.97, 0.03])
+    assert "so the other expert learns (almost) nothing" in collapse_message(
+        [0.97, 0.03], "expert", ""
+    )
 
 
 def test_idle_experts_are_a_partial_collapse() -> None:
-    message = collapse_message([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])
+    message = collapse_message([0.5, 0.5, 0.0, 0.0, 0.0, 0.0], "expert", "")
     assert message is not None and "only 2 of 6 experts" in message
 
 
 @pytest.mark.parametrize("usage", [[0.25] * 4, [0.6, 0.4], [0.89, 0.11], [1.0], [0.0, 0.0]])
 def test_balanced_or_undefined_usage_says_nothing(usage: list[float]) -> None:
-    assert collapse_message(usage) is None
+    assert collapse_message(usage, "expert", "x") is None
 
 
 def test_flat_grey_experts_are_found_and_drawing_ones_are_not() -> None:

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from moa_core.analysis.density import plane_snapshot
 from moa_core.data import load_dataset
-from moa_core.data.bottleneck import _BUILD_LOCK
+from moa_core.data.bottleneck import _BUILD_LOCKS, cache_path
 from moa_core.train.jobs import job_manager
 from moa_core.train.run import train_model
 from moa_core.ui_state import PlaneSettings
@@ -25,13 +25,13 @@ PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "distributions
 
 
 @contextmanager
-def builder_busy(limit: float = 120.0) -> Iterator[None]:
-    """Hold the 2-D set builder's lock from another thread, as a running build would; let go
-    when the block ends, or after `limit` s, so a page that waits for it fails, not hangs."""
+def builder_busy(name: str = "digits2d", limit: float = 120.0) -> Iterator[None]:
+    """Hold the lock of `name`'s builder from another thread, as a running build would; let
+    go when the block ends, or after `limit` s, so a page that waits for it fails, not hangs."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with _BUILD_LOCK:
+        with _BUILD_LOCKS[name]:
             held.set()
             release.wait(limit)
 
@@ -43,6 +43,29 @@ def builder_busy(limit: float = 120.0) -> Iterator[None]:
     finally:
         release.set()
         thread.join()
+
+
+def test_a_set_being_built_holds_up_no_other_set(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """While mnist2d builds (its lock held), a digits2d already in the cache still loads."""
+    monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path))
+    rng = np.random.default_rng(0)
+    np.savez(
+        cache_path("digits2d"),
+        x_train=rng.normal(size=(20, 2)),
+        y_train=np.arange(20) % 10,
+        x_test=rng.normal(size=(5, 2)),
+        y_test=np.arange(5),
+        class_names=np.array([str(c) for c in range(10)]),
+    )
+    loaded: list = []
+    with builder_busy("mnist2d"):
+        reader = threading.Thread(target=lambda: loaded.append(load_dataset("digits2d")))
+        reader.start()
+        reader.join(60)  # a guard against a hang, not a speed limit
+        assert not reader.is_alive()
+    assert loaded[0].x.shape == (20, 2)
 
 
 def _button(at: AppTest, label: str):

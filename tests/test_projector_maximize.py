@@ -5,6 +5,7 @@ projector (headers per group, a legend naming every unit as the table does, smoo
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,50 @@ def test_a_report_is_reused_for_the_same_run_units_and_settings(page_of) -> None
     assert len(job_manager().jobs) == submitted + 1  # back to seed 0: the cached report
     assert at.dataframe[0].value["synthesized"].tolist() == first
     assert not at.exception and not at.error
+
+
+def test_moving_to_cached_settings_cancels_the_synthesis_left_behind(page_of) -> None:
+    """Seed 0 is cached; seed 1 starts a job; back to seed 0 before it ends: the seed-1 job
+    must not run on, holding a job slot the class's trainings share."""
+    at = finish_jobs(page_of)
+    at.slider(key="max_steps").set_value(512).run()  # long enough to still run below
+    at = finish_jobs(at)
+    known = set(job_manager().jobs)
+    at.number_input(key="max_seed").set_value(1).run()
+    (job,) = [job for i, job in job_manager().jobs.items() if i not in known]
+    at.number_input(key="max_seed").set_value(0).run()
+    job.wait(120)
+    assert job.status == "stopped" or job.control.stopped
+    assert not at.exception and not at.error
+
+
+def test_a_synthesis_that_ended_without_images_waits_for_a_click(page_of) -> None:
+    """A job cancelled while queued (or failed) leaves no report: that is said once, and a new
+    one starts only from the Synthesize button, never by itself on the next rerun."""
+    at = finish_jobs(page_of)
+    release = threading.Event()
+    manager = job_manager()
+    blockers = [  # every job slot busy, so the synthesis waits in the queue
+        manager.submit(JobSpec(label="busy", work=lambda event, control: release.wait(120)))
+        for _ in range(manager.max_running)
+    ]
+    known = set(manager.jobs)
+    try:
+        at.number_input(key="max_seed").set_value(7).run()
+        (job,) = [job for i, job in manager.jobs.items() if i not in known]
+        assert manager.queue_position(job) == 1
+        manager.cancel(job)
+        assert job.status == "stopped"
+        at.run()
+        at.run()  # a second rerun submits nothing either
+        assert [i for i in manager.jobs if i not in known] == [job.id]
+        assert "The synthesis did not finish: cancelled before it started" in at.warning[0].value
+        assert "not synthesized" in " ".join(c.value for c in at.caption)
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.wait(120)
+    (retry,) = [b for b in at.button if b.label == "Synthesize"]
+    retry.click().run()
+    assert len([i for i in manager.jobs if i not in known]) == 2
+    finish_jobs(at)

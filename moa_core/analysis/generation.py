@@ -48,8 +48,8 @@ class LatentPrior:
 def prior_name(prior: LatentPrior) -> str:
     """Where an expert's sample codes come from, in the words a caption uses."""
     if prior.fitted:
-        return "the Gaussian fitted to the codes of the images it wins (a plain autoencoder)"
-    return "its prior N(0, I) (a VAE)"
+        return "the Gaussian fitted to the codes of the images the expert wins (an autoencoder)"
+    return "the expert's prior N(0, I) (a VAE)"
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -14,15 +14,9 @@ import numpy as np
 COLLAPSE_SHARE = 0.9  # one expert winning this share of the samples is a collapse
 UNUSED_SHARE = 0.5  # fewer than this share of the experts in use is a partial collapse
 FLAT_STD = 0.02  # pixel spread below this (images in [0, 1]) is a flat, untrained image
-BALANCE_FIX = (
-    "Try: a model that keeps its experts balanced (MoA+ beside MoA: Compare on the Train "
-    "page), another seed, or a lower learning rate."
-)
 
 
-def collapse_message(
-    usage: Sequence[float], unit: str = "expert", fix: str = BALANCE_FIX
-) -> str | None:
+def collapse_message(usage: Sequence[float], unit: str, fix: str) -> str | None:
     """A line when one `unit` wins ≥ 90 % of the samples, or fewer than half win any; None
     when the usage looks healthy. `usage` holds each unit's share of the samples (or counts);
     `fix` is the sentence that follows: what to try, or why the collapse is expected."""
@@ -31,7 +25,7 @@ def collapse_message(
         return None
     shares = shares / shares.sum()
     top = int(shares.argmax())
-    hint = f" {fix}" if fix else ""
+    hint = f" {fix}" if fix else ""  # what to try, or why it is expected (the page knows)
     if shares[top] >= COLLAPSE_SHARE:
         others = len(shares) - 1
         rest = f"the other {unit} learns" if others == 1 else f"the other {others} {unit}s learn"

@@ -26,7 +26,9 @@ from moa_core.data.dataset import Dataset, DatasetError, RawSplit
 BOTTLENECK_SETS = {"digits2d": "digits", "mnist2d": "mnist", "usps2d": "usps"}
 FORMAT_VERSION = 1  # bump when the recipe changes, so stale caches are rebuilt
 EPOCHS, MIN_STEPS, BATCH_SIZE, SEED = 8, 1000, 128, 0
-_BUILD_LOCK = threading.Lock()
+# One lock per set: two jobs asking for one set build it once, and a set being built (a
+# minute for MNIST) holds up neither another set's build nor the loading of a built one.
+_BUILD_LOCKS = {name: threading.Lock() for name in BOTTLENECK_SETS}
 
 ImageLoader = Callable[[str, str], Dataset]
 Progress = Callable[[int, int], None]  # (training steps done, steps in all)
@@ -54,7 +56,9 @@ def build_bottleneck(
     `on_progress` may raise to abandon the build: then nothing is written.
     """
     path = cache_path(name)
-    with _BUILD_LOCK:  # two jobs asking at once build it once
+    if path.exists():  # built: read without waiting on any build
+        return path
+    with _BUILD_LOCKS[name]:
         if not path.exists():
             _write_atomic(path, build_points(BOTTLENECK_SETS[name], load_images, on_progress))
     return path
