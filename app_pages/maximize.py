@@ -39,7 +39,7 @@ JOB = f"{PREFIX}job"  # (key, job id) of this session's synthesis in progress
 ENDED = f"{PREFIX}ended"  # key → why its synthesis ended without a report (stopped, failed)
 KEEP = 6  # reports kept per session: the images of a big model add up
 # label | top k | bottom k | synthesized (the largest tile, its header on one line at 1280 px)
-COLUMNS = [1.8, 10, 10, 3.4]
+COLUMNS = [2.4, 10, 10, 3.4]
 
 
 def ranking_for(run_id: str, model: nn.Module, data: Dataset, units: UnitChoice) -> Ranking:

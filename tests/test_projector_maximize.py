@@ -231,3 +231,13 @@ def test_a_synthesis_that_ended_without_images_waits_for_a_click(page_of) -> Non
     retry.click().run()
     assert len([i for i in manager.jobs if i not in known]) == 2
     finish_jobs(at)
+
+
+def test_the_chart_is_tall_enough_for_every_legend_entry() -> None:
+    """Ten units and the blur entry must fit without the legend's scroll bar (8 of 10 were
+    visible before)."""
+    history = np.cumsum(np.ones((33, 10)), axis=0)
+    names = [f"unit {u + 1}" for u in range(10)]
+    figure = activation_figure(history, np.full(10, 3.0), names, [16], 32)
+    entries = len(names) + 1
+    assert figure.layout.height >= 32 * entries + 120

@@ -38,6 +38,9 @@ def maximization_grid(
     return np.concatenate([parts[0], spacer, parts[1], spacer, parts[2]], axis=1)
 
 
+LEGEND_ROW_PX = 32  # a legend entry's height at the figure's font size
+
+
 def activation_figure(
     history: np.ndarray,
     best_dataset: np.ndarray,
@@ -94,7 +97,8 @@ def activation_figure(
             )
         )
     fig.update_layout(
-        height=height,
+        # Tall enough for every legend entry (units and the blur) without a scroll bar.
+        height=max(height, LEGEND_ROW_PX * (len(names) + 1) + 120),
         xaxis={"title": "synthesis step", "range": [0, total_steps or steps[-1]]},
         yaxis_title="activation (before the nonlinearity)",
         legend={"x": 1.02, "y": 1, "xanchor": "left", "font": {"size": 14}},
