@@ -13,7 +13,7 @@ from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.viz.density import density_contours, mean_density_table
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0  # six contour panels take a browser ~1 s to redraw: never queue redraws
 PREFIX = "dist_"
 DEFAULT_SHOWN = 3  # paper 004, Fig. 5 draws three clusters
 

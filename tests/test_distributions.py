@@ -100,7 +100,7 @@ def test_snapshot_samples_at_most_the_cap() -> None:
     model = build_model(POINTS)
     points = torch.randn(3000, 2)
     snapshot = plane_snapshot(model, points)
-    assert snapshot["points"].shape == (600, 2) and snapshot["assignments"].shape == (600,)
+    assert snapshot["points"].shape == (300, 2) and snapshot["assignments"].shape == (300,)
     kept = {tuple(p) for p in snapshot["points"].tolist()}
     assert kept <= {tuple(p) for p in points.tolist()}  # a sample of the data, not new points
 

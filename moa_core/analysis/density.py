@@ -19,7 +19,7 @@ from moa_core.analysis.eval_mode import eval_mode
 GRID_RESOLUTION = 60
 GRID_MARGIN = 0.15  # fraction of the data's extent added on every side
 TABLE_BATCH = 128  # paper 004, Table 1: "for a given batch of 128 samples"
-SNAPSHOT_POINTS = 600  # points on the live plot: a seeded sample, light to redraw each second
+SNAPSHOT_POINTS = 300  # points per panel on the live plot: SVG markers are most of its cost
 
 
 @dataclass
