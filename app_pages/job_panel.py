@@ -90,24 +90,32 @@ def _offer_build(name: str) -> str:
     return f"{name} is not built yet"
 
 
+def job_progress(job: Job, label: str, fraction: float, running: str, stop: str = "Stop") -> None:
+    """The progress bar of a job a page polls (a pipeline step, a 2-D set's build, a
+    synthesis): its queue place while it waits, `running` once it runs; Stop beside it.
+    The caller's fragment reruns the page once `job.done`."""
+    position = job_manager().queue_position(job)
+    if position:
+        fraction, running = 0.0, f"waiting, number {position} in the queue"
+    bar, button = st.columns([6, 1], vertical_alignment="bottom")
+    bar.progress(min(1.0, fraction), text=f"{label}: {running}")
+    button.button(stop, key=f"stop_job_{job.id}", on_click=job_manager().cancel, args=(job,))
+
+
 @st.fragment(run_every=BUILD_POLL_SECONDS)
 def _watch_build(job: Job) -> None:
     """The build's progress bar and a Stop button; a full rerun once it is done."""
     if job.done:
         st.rerun()
     name, steps = job.spec.dataset, job.state.view()["epochs"]
-    position = job_manager().queue_position(job)
-    if position:
-        fraction, text = 0.0, f"Building {name}: waiting, number {position} in the queue"
-    elif not steps:
-        fraction, text = 0.0, f"Building {name}: loading {BOTTLENECK_SETS[name]}"
-    else:
-        done, total = steps[-1]["done"], steps[-1]["total"]
-        fraction = done / total
-        text = f"Building {name}: training the 2-unit CNN, step {done} of {total}"
-    st.progress(fraction, text=text)
-    stop = job_manager().cancel
-    st.button("Stop building", key=f"stop_build_{job.id}", on_click=stop, args=(job,))
+    if not steps:
+        job_progress(
+            job, f"Building {name}", 0.0, f"loading {BOTTLENECK_SETS[name]}", "Stop building"
+        )
+        return
+    done, total = steps[-1]["done"], steps[-1]["total"]
+    running = f"training the 2-unit CNN, step {done} of {total}"
+    job_progress(job, f"Building {name}", done / total, running, "Stop building")
 
 
 class JobPanel:

@@ -14,6 +14,7 @@ import streamlit as st
 from torch import nn
 
 from app_pages.checkpoint_picker import pick_image_run
+from app_pages.job_panel import job_progress
 from moa_core.analysis.maximize import (
     Ranking,
     Synthesis,
@@ -108,16 +109,8 @@ def follow(
     view = job.state.view()
     partial = (view["snapshot"] or {}).get("synthesis")
     done = partial.steps_done if partial else 0
-    position = job_manager().queue_position(job)
-    text = (
-        f"Synthesis waiting: number {position} in the queue"
-        if position
-        else f"Synthesizing one image per unit: step {done} of {settings.steps}"
-    )
-    bar, stop = st.columns([6, 1], vertical_alignment="bottom")
-    bar.progress(done / settings.steps, text=text)
-    if stop.button("Stop", key=f"{PREFIX}stop"):
-        job_manager().cancel(job)  # the job ends with the images so far
+    running = f"one image per unit, step {done} of {settings.steps}"
+    job_progress(job, "Synthesis", done / settings.steps, running)  # Stop keeps the images
     show(ranking, partial, images, names, settings)
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from app_pages.checkpoint_picker import pick_checkpoint
-from app_pages.job_panel import show_dataset_problem
+from app_pages.job_panel import job_progress, show_dataset_problem
 from moa_core import ui_state
 from moa_core.analysis.cluster_finder import SELECTIONS, umap_neighbors
 from moa_core.analysis.health import collapse_message
@@ -126,16 +126,8 @@ def watch(job: Job, label: str, epochs: int) -> None:
     if job.done:
         st.rerun()
     done = len(job.state.view()["epochs"])
-    position = job_manager().queue_position(job)
-    if position:
-        text = f"{label}: waiting, number {position} in the queue"
-    elif done < epochs:
-        text = f"{label}: epoch {done + 1} of {epochs}"
-    else:
-        text = f"{label}: finishing"
-    st.progress(min(1.0, done / epochs), text=text)
-    if st.button("Stop", key=f"{PREFIX}stop_{job.id}"):
-        job_manager().cancel(job)
+    running = f"epoch {done + 1} of {epochs}" if done < epochs else "finishing"
+    job_progress(job, label, done / epochs, running)
 
 
 def run_step(step: str, key: tuple, label: str, epochs: int, work: Work) -> Any | None:
