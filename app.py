@@ -1,4 +1,8 @@
-"""Mixture Lab: `streamlit run app.py`. Routes to the pages and shows the device in the sidebar."""
+"""Mixture Lab: `streamlit run app.py`. Routes to the pages and shows the device in the sidebar.
+
+On a shared server every page sits behind the door (`MOA_ACCESS_CODE`), and each browser is
+known by a cookie so its jobs survive a reload (`app_pages/session.py`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import session
 from moa_core.analysis.embedding import warm_up
 from moa_core.device import describe_device, resolve_device
 
@@ -28,27 +33,23 @@ def device_label() -> str:
 ICON = Path(__file__).resolve().parent / "assets" / "icons" / "hub.png"
 
 st.set_page_config(page_title="Mixture Lab", page_icon=str(ICON), layout="wide")
+PAGES = [
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("app_pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
+    st.Page("app_pages/distributions.py", title="Cluster distributions", icon=":material/blur_on:"),
+    st.Page("app_pages/maximize.py", title="Neuron maximization", icon=":material/psychology:"),
+    st.Page("app_pages/routing.py", title="Routing", icon=":material/alt_route:"),
+    st.Page(
+        "app_pages/pretraining.py", title="Pretraining pipeline", icon=":material/account_tree:"
+    ),
+    st.Page("app_pages/experts.py", title="Experts & latent walks", icon=":material/gesture:"),
+    st.Page("app_pages/classroom.py", title="Classroom", icon=":material/groups:"),
+]
+if not session.door_open():
+    st.navigation(PAGES, position="hidden")  # the URL keeps its page; nothing of it is run
+    st.stop()
 umap_warm_up()
-page = st.navigation(
-    [
-        st.Page(
-            "app_pages/train.py", title="Train", icon=":material/model_training:", default=True
-        ),
-        st.Page("app_pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
-        st.Page(
-            "app_pages/distributions.py",
-            title="Cluster distributions",
-            icon=":material/blur_on:",
-        ),
-        st.Page("app_pages/maximize.py", title="Neuron maximization", icon=":material/psychology:"),
-        st.Page("app_pages/routing.py", title="Routing", icon=":material/alt_route:"),
-        st.Page(
-            "app_pages/pretraining.py",
-            title="Pretraining pipeline",
-            icon=":material/account_tree:",
-        ),
-        st.Page("app_pages/experts.py", title="Experts & latent walks", icon=":material/gesture:"),
-    ]
-)
-st.sidebar.markdown(f"**Device:** {device_label()}")
+page = st.navigation(PAGES)
+session.remember()
+st.sidebar.markdown(f"**Device:** {device_label()}  \n**You:** {session.browser_name()}")
 page.run()

@@ -117,7 +117,7 @@ def live_view(was_active: bool) -> None:
     }
     clusters = chosen_clusters(jobs, list(planes.values()))
     if not planes:
-        st.caption("The densities appear after the first epoch.")
+        st.caption("The densities appear as soon as the training starts.")
     elif clusters:
         st.plotly_chart(density_contours(planes, clusters), key="contours")
     if planes:

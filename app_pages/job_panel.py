@@ -1,18 +1,23 @@
 """Start/pause/step/stop buttons and status lines for a page's training jobs (not a page).
 
 Each page keeps its own job ids in the session under `<prefix>job_ids`, so the Train page
-and the Cluster distributions page each control only their own jobs.
+and the Cluster distributions page each control only their own jobs. The jobs belong to
+this browser (`session.browser_id()`): a reloaded page (a new session) finds the last ones
+it started again, and only this browser may steer them.
 """
 
 from __future__ import annotations
 
+import secrets
+
 import streamlit as st
 
+from app_pages import session
 from moa_core import ui_state
 from moa_core.data import build_point_set, data_dir, unbuilt_point_set
 from moa_core.data.bottleneck import BOTTLENECK_SETS
 from moa_core.train.control import TrainingControl
-from moa_core.train.jobs import Job, JobSpec, job_manager
+from moa_core.train.jobs import Job, JobLimitError, JobSpec, job_manager
 from moa_core.train.pretraining import PipelineStopped
 from moa_core.train.trainer import Callback, TrainEvent
 
@@ -70,7 +75,10 @@ def _latest_build(name: str) -> Job | None:
 def _start_build(name: str) -> None:
     job = _latest_build(name)
     if job is None or job.done:  # a second click before the rerun starts no second build
-        job_manager().submit(point_set_build(name))
+        try:
+            job_manager().submit(point_set_build(name), session.browser_id(), tag="build")
+        except JobLimitError as err:
+            st.session_state[START_PROBLEM] = str(err)
 
 
 def _offer_build(name: str) -> str:
@@ -87,19 +95,57 @@ def _offer_build(name: str) -> str:
             "MNIST). The rest of the page works meanwhile."
         )
         st.button(f"Build {name}", on_click=_start_build, args=(name,), type="primary")
+        show_start_problem()
     return f"{name} is not built yet"
+
+
+START_PROBLEM = "_moa_start_problem"  # why the last Start submitted nothing (one line)
+
+
+def show_start_problem() -> None:
+    """The reason the last click started nothing (the browser's job cap), shown once."""
+    problem = st.session_state.pop(START_PROBLEM, None)
+    if problem:
+        st.error(problem)
+
+
+def submit(specs: list[JobSpec], tag: str, context: object = None) -> list[Job]:
+    """Queue `specs` for this browser; [] (and the reason, shown by `show_start_problem`)
+    when the browser's cap would be passed."""
+    try:
+        return job_manager().submit_group(specs, session.browser_id(), tag, context)
+    except JobLimitError as err:
+        st.session_state[START_PROBLEM] = str(err)
+        return []
+
+
+def queue_place(job: Job) -> str | None:
+    """ "number 2 of 5 in the queue, about 40 s" while `job` waits; None once it runs."""
+    manager = job_manager()
+    position = manager.queue_position(job)
+    if position is None:
+        return None
+    wait = ui_state.wait_text(manager.estimated_wait(job))
+    return f"number {position} of {manager.queue_length()} in the queue, {wait}"
 
 
 def job_progress(job: Job, label: str, fraction: float, running: str, stop: str = "Stop") -> None:
     """The progress bar of a job a page polls (a pipeline step, a 2-D set's build, a
     synthesis): its queue place while it waits, `running` once it runs; Stop beside it.
     The caller's fragment reruns the page once `job.done`."""
-    position = job_manager().queue_position(job)
-    if position:
-        fraction, running = 0.0, f"waiting, number {position} in the queue"
+    place = queue_place(job)
+    if place:
+        fraction, running = 0.0, f"waiting, {place}"
     bar, button = st.columns([6, 1], vertical_alignment="bottom")
     bar.progress(min(1.0, fraction), text=f"{label}: {running}")
-    button.button(stop, key=f"stop_job_{job.id}", on_click=job_manager().cancel, args=(job,))
+    if job.owner in ("", session.browser_id()):
+        button.button(stop, key=f"stop_job_{job.id}", on_click=_cancel, args=(job,))
+    else:
+        button.caption(f"started by {ui_state.owner_name(job.owner)}")
+
+
+def _cancel(job: Job) -> None:
+    job_manager().cancel(job, by=job.owner and session.browser_id())
 
 
 @st.fragment(run_every=BUILD_POLL_SECONDS)
@@ -121,12 +167,20 @@ def _watch_build(job: Job) -> None:
 class JobPanel:
     def __init__(self, prefix: str) -> None:
         self.key = f"{prefix}job_ids"
+        self.tag = prefix
         self.delay_key = f"{prefix}delay"
         self.manager = job_manager()
 
     def jobs(self) -> list[Job]:
+        if self.key not in st.session_state:  # a new session, e.g. a reload: pick them up
+            st.session_state[self.key] = [job.id for job in self._last_started()]
         jobs = self.manager.jobs
-        return [jobs[i] for i in st.session_state.get(self.key, []) if i in jobs]
+        return [jobs[i] for i in st.session_state[self.key] if i in jobs]
+
+    def _last_started(self) -> list[Job]:
+        """This browser's jobs of this page that were started together last."""
+        owned = self.manager.owned(session.browser_id(), self.tag)
+        return [job for job in owned if job.context == owned[-1].context] if owned else []
 
     def active_jobs(self) -> list[Job]:
         return [job for job in self.jobs() if ui_state.is_active(job)]
@@ -135,20 +189,22 @@ class JobPanel:
     def start(self, specs: list[JobSpec]) -> None:
         if self.active_jobs():  # a second click before the rerun must not orphan running jobs
             return
-        jobs = [self.manager.submit(spec) for spec in specs]
+        jobs = submit(specs, self.tag, context=secrets.token_hex(8))
         for job in jobs:
             job.control.set_delay(st.session_state.get(self.delay_key, 0.0))
-        st.session_state[self.key] = [job.id for job in jobs]
+        if jobs:
+            st.session_state[self.key] = [job.id for job in jobs]
 
     def control(self, action: str) -> None:
+        browser = session.browser_id()
         for job in self.active_jobs():
             if action == "stop":
-                self.manager.cancel(job)
+                self.manager.cancel(job, by=browser)
             else:
-                getattr(job.control, action)()
+                self.manager.steer(job, action, by=browser)
 
     def reset(self) -> None:
-        self.control("stop")
+        self.manager.dismiss(self.jobs(), by=session.browser_id())
         st.session_state[self.key] = []
 
     def apply_delay(self) -> None:
@@ -191,9 +247,10 @@ class JobPanel:
         )
         cols[4].button("Stop", on_click=self.control, args=("stop",), disabled=not active)
         cols[5].button("Reset", on_click=self.reset, disabled=not self.jobs())
+        show_start_problem()
 
     def header(self, job: Job, view: dict) -> None:
-        status = ui_state.job_status(job, view, self.manager.queue_position(job))
+        status = ui_state.job_status(job, view, queue_place(job))
         st.markdown(f"**{job.spec.label}** on `{job.spec.dataset}`")
         getattr(st, status.level)(status.text)
         st.progress(status.progress, text=f"epoch {status.epochs_done}/{status.epochs_total}")

@@ -14,7 +14,7 @@ import streamlit as st
 from torch import nn
 
 from app_pages.checkpoint_picker import pick_image_run
-from app_pages.job_panel import job_progress
+from app_pages.job_panel import job_progress, show_start_problem, submit
 from moa_core.analysis.maximize import (
     Ranking,
     Synthesis,
@@ -71,7 +71,7 @@ def held_job(key: tuple) -> Job | None:
     if held[0] != key or job.done:
         del st.session_state[JOB]
         if not job.done:
-            job_manager().cancel(job)
+            job_manager().cancel(job)  # this session's own job
         elif job.status == "finished":
             keep_report(held[0], job.state.result)
         else:
@@ -94,7 +94,11 @@ def synthesis_job(
             next(model.parameters()).device,
             lambda copy: replace(units, model=copy).score_fn or gate_scores(copy),
         )
-        job = job_manager().submit(JobSpec(label="Neuron maximization", work=work))
+        submitted = submit([JobSpec(label="Neuron maximization", work=work)], tag="maximize")
+        if not submitted:  # this browser's job cap: the one line says why
+            show_start_problem()
+            st.stop()
+        job = submitted[0]
         st.session_state[JOB] = (key, job.id)
     return job
 

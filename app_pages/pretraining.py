@@ -9,8 +9,9 @@ import numpy as np
 import streamlit as st
 import torch
 
+from app_pages import session
 from app_pages.checkpoint_picker import pick_checkpoint
-from app_pages.job_panel import job_progress, show_dataset_problem
+from app_pages.job_panel import job_progress, show_dataset_problem, show_start_problem, submit
 from moa_core import ui_state
 from moa_core.analysis.cluster_finder import SELECTIONS, umap_neighbors
 from moa_core.analysis.health import collapse_message
@@ -31,7 +32,6 @@ from moa_core.viz.pretraining import (
 
 PREFIX = "pre_"
 RESULTS = f"{PREFIX}results"  # step name → (key, result), kept while its settings hold
-JOBS = f"{PREFIX}jobs"  # step name → (key, job id) while its job runs
 STEP_ORDER = ("size", "clusters", "manager", "mixture")
 POLL_SECONDS = 1.0
 RUN_HERE, SAVED = "Run it here", "A saved run"
@@ -130,29 +130,34 @@ def watch(job: Job, label: str, epochs: int) -> None:
     job_progress(job, label, done / epochs, running)
 
 
+def step_job(step: str) -> Job | None:
+    """This browser's newest job for `step`: a reloaded page finds it again."""
+    owned = job_manager().owned(session.browser_id(), f"{PREFIX}{step}")
+    return owned[-1] if owned else None
+
+
 def run_step(step: str, key: tuple, label: str, epochs: int, work: Work) -> Any | None:
     """The step's result for these settings, if there is one; else a button that submits the
-    work as a job (trained in a worker thread) and a progress bar while it runs."""
+    work as a job (trained in a worker thread) and a progress bar while it runs. The job
+    carries its settings (`context`), so a job for settings left behind is stopped."""
     result = cached(step, key)
-    jobs = st.session_state.setdefault(JOBS, {})
-    if step in jobs:
-        held_key, job_id = jobs[step]
-        job = job_manager().jobs.get(job_id)
-        if job is not None and held_key == key and not job.done:
-            watch(job, label, epochs)
-            return None
-        del jobs[step]
-        if job is not None and held_key != key:
-            job_manager().cancel(job)  # the settings changed under it
-        elif job is not None and job.status == "finished":
+    job = step_job(step)
+    if job is not None and job.context != key and not job.done:
+        job_manager().cancel(job, by=session.browser_id())  # the settings changed under it
+    elif job is not None and job.context == key and not job.done:
+        watch(job, label, epochs)
+        return None
+    elif job is not None and job.context == key and result is None:
+        if job.status == "finished":
             keep(step, key, job.state.result)
             result = job.state.result
-        elif job is not None:
+        else:
             st.error(f"{label}: {job.state.message or job.status}")
     primary = "primary" if result is None else "secondary"
     if st.button(label, key=f"{PREFIX}run_{step}", type=primary):
-        jobs[step] = (key, job_manager().submit(JobSpec(label=label, work=work)).id)
-        st.rerun()
+        if submit([JobSpec(label=label, work=work)], f"{PREFIX}{step}", context=key):
+            st.rerun()
+    show_start_problem()
     return result
 
 

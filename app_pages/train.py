@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import session
 from app_pages.job_panel import JobPanel, show_dataset_problem
 from moa_core import ui_state
 from moa_core.analysis.health import collapse_message
-from moa_core.checkpoint import save_run
+from moa_core.checkpoint import CheckpointError, save_run
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.train.setup import LR_SCHEDULES
@@ -49,11 +50,18 @@ def run_demo(lesson: str) -> None:
 def save(job_id: int) -> None:
     if f"train_saved_{job_id}" in st.session_state:  # a double click saves once
         return
-    run = panel.manager.jobs[job_id].state.run
+    job = panel.manager.jobs.get(job_id)
+    if job is None or job.state.run is None or not session.can_save_runs():
+        why = session.READ_ONLY_NOTE if job else "this run is no longer kept on the server"
+        st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {why}")
+        return
     try:
+        panel.manager.check_owner(job, session.browser_id())  # NotYourJob is an OSError
+        run = job.state.run
         path = save_run(run.model, run.config, run.checkpoint_meta())
+        panel.manager.mark_saved(job)
         st.session_state[f"train_saved_{job_id}"] = ("success", f"Saved as run: `{path}`")
-    except OSError as err:
+    except (OSError, CheckpointError) as err:
         st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {err}")
 
 
@@ -210,8 +218,10 @@ def job_results(job: Job) -> None:
     if saved:
         level, text = saved
         getattr(st, level)(text)
-    else:
+    elif session.can_save_runs():
         st.button("Save as run", key=f"save_{job.id}", on_click=save, args=(job.id,))
+    else:
+        st.caption(session.READ_ONLY_NOTE)
 
 
 def live_view(was_active: bool) -> None:
@@ -235,7 +245,7 @@ def live_view(was_active: bool) -> None:
     right.plotly_chart(metrics_figure(histories, metrics=shown), key="scores")
     comparing = len(jobs) > 1
     if not views[jobs[0].id]["epochs"]:
-        st.caption("Scores, expert usage and reconstructions appear after the first epoch.")
+        st.caption("Scores and expert usage appear after the first epoch.")
     if not comparing:  # the panels fill the row under loss and scores; one alone spans it
         job = jobs[0]
         panels = job_panels(job, views[job.id], False)

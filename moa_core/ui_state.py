@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Self
 
+from moa_core import access
 from moa_core.data import DatasetError, dataset_names, load_dataset, point_set_names
 from moa_core.models import ConfigError, config_class, model_types
 from moa_core.train.jobs import Job, JobSpec
@@ -279,16 +280,32 @@ def is_active(job: Job) -> bool:
     return job.status in ACTIVE_STATUSES
 
 
-def job_status(job: Job, view: dict[str, Any], queue_position: int | None) -> JobStatus:
-    """One line per job: queue position, epoch counter, or how it ended and why."""
+def wait_text(seconds: float | None) -> str:
+    """A queue wait as a person says it; the estimate is rough, so is the wording."""
+    if seconds is None:
+        return "wait not known yet"
+    if seconds < 10:
+        return "starting in a few seconds"
+    if seconds < 90:
+        return f"about {round(seconds / 10) * 10:.0f} s"
+    return f"about {round(seconds / 60):.0f} min"
+
+
+def owner_name(owner: str) -> str:
+    """Who started a job, as the teacher's view names them."""
+    return access.short_name(owner) if owner else "the server"
+
+
+def job_status(job: Job, view: dict[str, Any], queue_place: str | None) -> JobStatus:
+    """One line per job: its place in the queue ("number 2 of 5 in the queue, about 40 s"),
+    epoch counter, or how it ended and why."""
     total = int(job.spec.overrides.get("epochs", 0))
     done = len(view["epochs"])
     step = view["losses"][-1][0] if view["losses"] else 0
     status, message = view["status"], view["message"]
     counter = f"epoch {done}/{total} done, step {step}"
     if status == "queued":
-        where = f"position {queue_position}" if queue_position else "starting"
-        return JobStatus("info", f"waiting in the queue ({where})", done, total)
+        return JobStatus("info", f"waiting: {queue_place or 'starting'}", done, total)
     if status == "running":
         state = "paused" if job.control.paused else "running"
         return JobStatus("info", f"{state} — {counter}", done, total)

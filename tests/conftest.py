@@ -63,6 +63,9 @@ def browser() -> Iterator:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
+    # Assertions wait as long as actions do: a figure drawn after its caption on a loaded CI
+    # machine is late, not missing (Playwright's own default is 5 s).
+    sync_api.expect.set_options(timeout=60_000)
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         yield chromium

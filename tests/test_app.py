@@ -326,8 +326,9 @@ def test_status_line_shows_the_queue_position() -> None:
     manager = JobManager(max_running=0)  # nothing may start: every job waits
     first = manager.submit(JobSpec("moa", "digits", {"epochs": 4}))
     second = manager.submit(JobSpec("moa", "digits", {"epochs": 4}))
-    status = job_status(second, second.state.view(), manager.queue_position(second))
-    assert (status.level, status.text) == ("info", "waiting in the queue (position 2)")
+    place = f"number {manager.queue_position(second)} of {manager.queue_length()} in the queue"
+    status = job_status(second, second.state.view(), place)
+    assert (status.level, status.text) == ("info", "waiting: number 2 of 2 in the queue")
     assert is_active(first) and status.epochs_total == 4 and status.progress == 0.0
     manager.cancel(first)
     assert first.status == "stopped" and not is_active(first)

@@ -66,6 +66,20 @@ def test_loss_decreases_over_epochs(model_type: str, lr: float, factor: float) -
     assert kinds.count("epoch") == 4 and kinds[-1] == "finished"
 
 
+def test_the_first_event_shows_the_initial_weights_before_any_batch() -> None:
+    """A live view draws at Start, not one epoch later: the `started` snapshot is the
+    untrained model's (its gate probabilities match a pass before `fit`)."""
+    trainer, events = _trainer(epochs=1)
+    trainer.model.eval()
+    with torch.no_grad():
+        before = trainer.model(trainer.data.x[:SNAPSHOT_SAMPLES]).gate_probs.numpy()
+    trainer.fit()
+    assert [e.kind for e in events[:2]] == ["started", "batch"]
+    np.testing.assert_allclose(events[0].snapshot["gate_probs"], before, rtol=1e-6)
+    epoch = next(e for e in events if e.kind == "epoch")
+    assert not np.allclose(epoch.snapshot["gate_probs"], before)  # trained since
+
+
 def test_epoch_events_carry_metrics_and_a_snapshot() -> None:
     trainer, events = _trainer(epochs=1)
     result = trainer.fit()

@@ -1,8 +1,10 @@
 """Process-wide job manager: training jobs in worker threads, a concurrency limit, a queue.
 
 Workers never call Streamlit; they write into each job's thread-safe `JobState`, which
-the app's fragments poll. One GPU shared by a classroom: jobs beyond `max_running` wait
-in FIFO order and know their queue position; a job that runs out of memory fails alone.
+the app's fragments poll. One GPU shared by a classroom: every job belongs to the browser
+that started it; jobs beyond `max_running` wait in a queue that is fair between browsers
+and know their position and wait; each browser has a cap; a janitor frees what nobody can
+see any more; a job that runs out of memory fails alone.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +25,9 @@ from moa_core.data import DatasetError
 from moa_core.device import DeviceError
 from moa_core.models import ConfigError
 from moa_core.train.control import TrainingControl
+from moa_core.train.presence import BrowserPresence
 from moa_core.train.pretraining import PipelineStopped
+from moa_core.train.queue_wait import queue_wait
 from moa_core.train.run import TrainedRun, train_model
 from moa_core.train.trainer import Callback, TrainEvent
 
@@ -56,6 +61,7 @@ class JobState:
         self.lr_changes: list[tuple[int, float]] = []  # (last step before it, new base rate)
         self.run: TrainedRun | None = None
         self.result: Any = None  # what a `JobSpec.work` returned
+        self.total_steps: int | None = None  # of the training under way, when it says
 
     def on_event(self, event: TrainEvent) -> None:
         with self._lock:
@@ -64,6 +70,9 @@ class JobState:
             elif event.kind == "epoch":
                 self.epochs.append({"epoch": event.epoch, "step": event.step, **event.metrics})
                 self.snapshot = event.snapshot
+            elif event.kind == "started":  # the initial weights: a figure before epoch 1
+                self.snapshot = event.snapshot
+                self.total_steps = (event.metrics or {}).get("total_steps")
             if event.message:
                 self.message = event.message
 
@@ -72,6 +81,21 @@ class JobState:
         mark where it took effect (the trainer applies it from the next batch)."""
         with self._lock:
             self.lr_changes.append((self.losses[-1][0] if self.losses else 0, float(lr)))
+
+    def fraction(self) -> float | None:
+        """Share of the current training's steps done (None when it has not said)."""
+        with self._lock:
+            if not self.total_steps:
+                return None
+            step = self.losses[-1][0] if self.losses else 0
+            return min(1.0, step / self.total_steps)
+
+    def release(self) -> None:
+        """Let go of the model, data and pictures: the job is being forgotten."""
+        with self._lock:
+            self.run = None
+            self.result = None
+            self.snapshot = None
 
     def set_status(self, status: str, message: str = "") -> None:
         with self._lock:
@@ -92,13 +116,35 @@ class JobState:
             }
 
 
+class JobLimitError(ValueError):
+    """Why a browser may not start more jobs now, in one line."""
+
+
+class NotYourJob(PermissionError):
+    """A browser tried to steer a job another browser started."""
+
+
 class Job:
-    def __init__(self, job_id: int, spec: JobSpec) -> None:
+    """One unit of work, owned by the browser that started it (`owner`; "" for the CLI and
+    tests). `tag` names the page (and step) it serves, `context` is what that page needs to
+    recognise it again after a reload."""
+
+    def __init__(
+        self, job_id: int, spec: JobSpec, owner: str = "", tag: str = "", context: Any = None
+    ) -> None:
         self.id = job_id
         self.spec = spec
+        self.owner = owner
+        self.tag = tag
+        self.context = context
         self.control = TrainingControl()
         self.state = JobState()
         self.thread: threading.Thread | None = None
+        self.submitted_at = time.monotonic()
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.saved = False  # kept past the finished-job TTL while its browser is around
+        self.dismissed = False  # the page's Reset: no longer shown, dropped once done
 
     @property
     def status(self) -> str:
@@ -108,6 +154,10 @@ class Job:
     def done(self) -> bool:
         return self.state.status in ("finished", "stopped", "failed")
 
+    @property
+    def active(self) -> bool:
+        return not self.done
+
     def wait(self, timeout: float | None = None) -> bool:
         if self.thread is None:
             return False
@@ -115,47 +165,221 @@ class Job:
         return not self.thread.is_alive()
 
 
-class JobManager:
-    """Starts up to `max_running` jobs at once; the rest wait in a queue."""
+@dataclass(frozen=True)
+class JobLimits:
+    """How a shared server rations its jobs; each is an environment variable (README)."""
 
-    def __init__(self, max_running: int = 2) -> None:
-        self.max_running = max_running
+    max_running: int = 2  # MOA_MAX_JOBS: jobs training at once, for everyone
+    per_browser: int = 4  # MOA_MAX_JOBS_PER_BROWSER: queued or running jobs of one browser
+    browser_ttl: float = 300.0  # MOA_BROWSER_TTL: s a browser may be gone before its jobs end
+    finished_ttl: float = 1800.0  # MOA_FINISHED_TTL: s a finished, unsaved job is kept
+
+    @classmethod
+    def from_env(cls) -> JobLimits:
+        return cls(
+            max_running=int(_env_number("MOA_MAX_JOBS", cls.max_running)),
+            per_browser=int(_env_number("MOA_MAX_JOBS_PER_BROWSER", cls.per_browser)),
+            browser_ttl=_env_number("MOA_BROWSER_TTL", cls.browser_ttl),
+            finished_ttl=_env_number("MOA_FINISHED_TTL", cls.finished_ttl),
+        )
+
+    @property
+    def sweep_seconds(self) -> float:
+        """How often the janitor looks: often enough that a TTL is kept within a quarter."""
+        return max(0.5, min(10.0, self.browser_ttl / 4, self.finished_ttl / 4))
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {raw!r}")
+    return value
+
+
+class JobManager:
+    """Starts up to `limits.max_running` jobs at once; the rest wait in a fair queue.
+
+    Fair: the next job to start is the waiting one whose browser has the fewest jobs running
+    (ties: the earliest), so a browser's second job never starts before every other waiting
+    browser's first. A janitor (`sweep`) ends the jobs of browsers gone for longer than
+    `browser_ttl` and drops finished jobs after `finished_ttl`, freeing their models.
+    """
+
+    def __init__(self, max_running: int = 2, limits: JobLimits | None = None) -> None:
+        self.limits = limits or JobLimits(max_running=max_running)
+        self.presence = BrowserPresence()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._queue: deque[Job] = deque()
+        self._queue: list[Job] = []
         self._running: set[int] = set()
         self.jobs: dict[int, Job] = {}
+        self._durations: deque[float] = deque(maxlen=20)  # recent jobs' run times, for waits
 
-    def submit(self, spec: JobSpec) -> Job:
-        job = Job(next(self._ids), spec)
+    @property
+    def max_running(self) -> int:
+        return self.limits.max_running
+
+    def submit(self, spec: JobSpec, owner: str = "", tag: str = "", context: Any = None) -> Job:
+        return self.submit_group([spec], owner, tag, context)[0]
+
+    def submit_group(
+        self, specs: list[JobSpec], owner: str = "", tag: str = "", context: Any = None
+    ) -> list[Job]:
+        """Queue `specs` together (a comparison is all or nothing) for `owner`; raises
+        `JobLimitError` when that would put the browser past its cap."""
         with self._lock:
-            self.jobs[job.id] = job
-            self._queue.append(job)
+            if owner:
+                active = sum(1 for job in self.jobs.values() if job.owner == owner and job.active)
+                if active + len(specs) > self.limits.per_browser:
+                    raise JobLimitError(
+                        f"this browser already has {active} job(s) queued or running, and "
+                        f"{self.limits.per_browser} is the most one browser may have "
+                        "(MOA_MAX_JOBS_PER_BROWSER): stop one or wait for it to finish"
+                    )
+            jobs = [Job(next(self._ids), spec, owner, tag, context) for spec in specs]
+            for job in jobs:
+                self.jobs[job.id] = job
+                self._queue.append(job)
         self._start_waiting()
-        return job
+        return jobs
+
+    def _fair_queue(self) -> list[Job]:
+        """The waiting jobs in the order they will start (call under the lock)."""
+        running: dict[str, int] = {}
+        for job_id in self._running:
+            owner = self.jobs[job_id].owner if job_id in self.jobs else ""
+            running[owner] = running.get(owner, 0) + 1
+        seen: dict[str, int] = {}
+        rounds = []
+        for job in self._queue:  # submission order
+            turn = running.get(job.owner, 0) + seen.get(job.owner, 0)
+            seen[job.owner] = seen.get(job.owner, 0) + 1
+            rounds.append((turn if job.owner else 0, job.id, job))
+        return [job for _, _, job in sorted(rounds, key=lambda r: r[:2])]
 
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start; None once it runs or is done."""
         with self._lock:
-            for position, waiting in enumerate(self._queue, start=1):
+            for position, waiting in enumerate(self._fair_queue(), start=1):
                 if waiting is job:
                     return position
         return None
 
-    def cancel(self, job: Job) -> None:
-        """Stop a running job, or drop a queued one before it starts."""
+    def queue_length(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def estimated_wait(self, job: Job) -> float | None:
+        """Seconds until `job` starts, from the running jobs' progress and the recent jobs'
+        durations; None while there is nothing to go by yet (or it is not waiting)."""
+        with self._lock:
+            order = self._fair_queue()
+            if job not in order:
+                return None
+            now = time.monotonic()
+            remaining = [_remaining(self.jobs[i], now) for i in self._running if i in self.jobs]
+            typical = sum(self._durations) / len(self._durations) if self._durations else None
+        return queue_wait(remaining, order.index(job), self.limits.max_running, typical)
+
+    def owned(self, owner: str, tag: str | None = None) -> list[Job]:
+        """`owner`'s jobs (for `tag`, if given) that are not dismissed, oldest first."""
+        with self._lock:
+            return [
+                job
+                for job in self.jobs.values()
+                if job.owner == owner and not job.dismissed and (tag is None or job.tag == tag)
+            ]
+
+    def check_owner(self, job: Job, owner: str | None) -> None:
+        """Refuse to let `owner` steer `job` unless it started it (None: the teacher)."""
+        if owner is not None and job.owner != owner:
+            raise NotYourJob(f"job {job.id} belongs to another browser")
+
+    def cancel(self, job: Job, by: str | None = None) -> None:
+        """Stop a running job, or drop a queued one before it starts. `by`: the browser
+        asking (None: the server itself or the teacher)."""
+        self.check_owner(job, by)
         with self._lock:
             if job in self._queue:
                 self._queue.remove(job)
                 job.state.set_status("stopped", "cancelled before it started")
+                job.ended_at = time.monotonic()
                 return
         job.control.stop()
 
+    def steer(self, job: Job, action: str, by: str | None = None) -> None:
+        """Pause, resume or step `job`, if `by` may."""
+        if action not in ("pause", "resume", "step"):
+            raise ValueError(f"unknown action {action!r}")
+        self.check_owner(job, by)
+        getattr(job.control, action)()
+
+    def dismiss(self, jobs: list[Job], by: str | None = None) -> None:
+        """The page's Reset: stop them, hide them, drop them from memory once done."""
+        for job in jobs:
+            self.cancel(job, by)
+            job.dismissed = True
+
+    def mark_saved(self, job: Job, by: str | None = None) -> None:
+        self.check_owner(job, by)
+        job.saved = True
+
+    def sweep(self, now: float | None = None) -> list[int]:
+        """End the jobs of browsers gone past the TTL; drop the jobs nobody can see any more
+        (a gone browser's, a dismissed one's, finished ones past their TTL unless saved).
+        Returns the ids dropped."""
+        now = time.monotonic() if now is None else now
+        gone = self.presence.gone(now, self.limits.browser_ttl)
+        for job in [job for job in list(self.jobs.values()) if job.owner in gone and job.active]:
+            self.cancel(job)
+        dropped = []
+        with self._lock:
+            for job in list(self.jobs.values()):
+                if job.done and job.id not in self._running and self._expired(job, gone, now):
+                    del self.jobs[job.id]
+                    job.state.release()
+                    dropped.append(job.id)
+            owners = {job.owner for job in self.jobs.values()}
+        for owner in gone - owners:
+            self.presence.forget(owner)
+        if dropped and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return dropped
+
+    def _expired(self, job: Job, gone: set[str], now: float) -> bool:
+        if job.owner in gone or job.dismissed:
+            return True
+        ended = job.ended_at if job.ended_at is not None else now
+        return not job.saved and now - ended > self.limits.finished_ttl
+
+    def start_janitor(self) -> threading.Thread:
+        """A daemon thread that sweeps every `limits.sweep_seconds`."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(self.limits.sweep_seconds)
+                try:
+                    self.sweep()
+                except Exception:  # the janitor must outlive any one bad sweep
+                    traceback.print_exc()
+
+        thread = threading.Thread(target=loop, name="moa-job-janitor", daemon=True)
+        thread.start()
+        return thread
+
     def _start_waiting(self) -> None:
         with self._lock:
-            while self._queue and len(self._running) < self.max_running:
-                job = self._queue.popleft()
+            while self._queue and len(self._running) < self.limits.max_running:
+                job = self._fair_queue()[0]
+                self._queue.remove(job)
                 self._running.add(job.id)
+                job.started_at = time.monotonic()
                 job.state.set_status("running")
                 job.thread = threading.Thread(
                     target=self._work, args=(job,), name=f"moa-job-{job.id}", daemon=True
@@ -185,9 +409,21 @@ class JobManager:
             traceback.print_exc()
             job.state.set_status("failed", f"{type(err).__name__}: {err}")
         finally:
+            job.ended_at = time.monotonic()
             with self._lock:
                 self._running.discard(job.id)
+                if job.status == "finished" and job.started_at is not None:
+                    self._durations.append(job.ended_at - job.started_at)
             self._start_waiting()
+
+
+def _remaining(job: Job, now: float) -> float | None:
+    """A running job's seconds left, from its elapsed time and the share of steps done."""
+    fraction = job.state.fraction()
+    if job.started_at is None or fraction is None or fraction <= 0.05:
+        return None
+    elapsed = now - job.started_at
+    return elapsed * (1.0 - fraction) / fraction
 
 
 _MANAGER: JobManager | None = None
@@ -199,5 +435,6 @@ def job_manager() -> JobManager:
     global _MANAGER
     with _MANAGER_LOCK:
         if _MANAGER is None:
-            _MANAGER = JobManager(int(os.environ.get("MOA_MAX_JOBS", "2")))
+            _MANAGER = JobManager(limits=JobLimits.from_env())
+            _MANAGER.start_janitor()
         return _MANAGER

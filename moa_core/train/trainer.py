@@ -30,7 +30,10 @@ SNAPSHOT_SAMPLES = 8
 
 @dataclass
 class TrainEvent:
-    """One thing that happened: kind is batch | epoch | finished | stopped | failed."""
+    """One thing that happened: kind is started | batch | epoch | finished | stopped | failed.
+
+    `started` carries a snapshot of the initial weights, so a live view has its first figure
+    before the first epoch ends."""
 
     kind: str
     epoch: int
@@ -97,6 +100,8 @@ class Trainer:
         step, epoch = 0, 0
         total_steps = self.config.epochs * -(-len(self.data) // self.config.batch_size)
         status, message = "finished", ""
+        started = {"total_steps": total_steps}
+        self._emit(TrainEvent("started", 0, 0, metrics=started, snapshot=self.snapshot()))
         for epoch in range(1, self.config.epochs + 1):
             order = torch.randperm(len(self.data), generator=generator, device=self.device)
             for batch in order.split(self.config.batch_size):
