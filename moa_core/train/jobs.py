@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,9 +205,9 @@ def _env_number(name: str, default: float) -> float:
 class JobManager:
     """Starts up to `limits.max_running` jobs at once; the rest wait in a fair queue.
 
-    Fair: the next job to start is the waiting one whose browser has the fewest jobs running
-    (ties: the earliest), so a browser's second job never starts before every other waiting
-    browser's first. A janitor (`sweep`) ends the jobs of browsers gone for longer than
+    Fair: the next job to start is the waiting one whose browser has had the fewest jobs
+    started (ties: the earliest), so a browser's second job never starts before every other
+    waiting browser's first. A janitor (`sweep`) ends the jobs of browsers gone for longer than
     `browser_ttl` and drops finished jobs after `finished_ttl`, freeing their models.
     """
 
@@ -220,6 +220,7 @@ class JobManager:
         self._running: set[int] = set()
         self.jobs: dict[int, Job] = {}
         self._durations: deque[float] = deque(maxlen=20)  # recent jobs' run times, for waits
+        self._started: Counter[str] = Counter()  # jobs each browser has had started
 
     @property
     def max_running(self) -> int:
@@ -250,18 +251,17 @@ class JobManager:
         return jobs
 
     def _fair_queue(self) -> list[Job]:
-        """The waiting jobs in the order they will start (call under the lock)."""
-        running: dict[str, int] = {}
-        for job_id in self._running:
-            owner = self.jobs[job_id].owner if job_id in self.jobs else ""
-            running[owner] = running.get(owner, 0) + 1
-        seen: dict[str, int] = {}
-        rounds = []
+        """The waiting jobs in the order they will start (call under the lock): a job's
+        turn is how many jobs its browser has started before it, counting its own waiting
+        ones ahead of it; the CLI's and the tests' jobs (no browser) go first come, first
+        served."""
+        ahead: Counter[str] = Counter()
+        turns = []
         for job in self._queue:  # submission order
-            turn = running.get(job.owner, 0) + seen.get(job.owner, 0)
-            seen[job.owner] = seen.get(job.owner, 0) + 1
-            rounds.append((turn if job.owner else 0, job.id, job))
-        return [job for _, _, job in sorted(rounds, key=lambda r: r[:2])]
+            turn = self._started[job.owner] + ahead[job.owner] if job.owner else 0
+            ahead[job.owner] += 1
+            turns.append((turn, job.id, job))
+        return [job for _, _, job in sorted(turns, key=lambda t: t[:2])]
 
     def queue_position(self, job: Job) -> int | None:
         """1 for the next job to start; None once it runs or is done."""
@@ -348,6 +348,8 @@ class JobManager:
             owners = {job.owner for job in self.jobs.values()}
         for owner in gone - owners:
             self.presence.forget(owner)
+            with self._lock:
+                self._started.pop(owner, None)
         if dropped and torch.cuda.is_available():
             torch.cuda.empty_cache()
         return dropped
@@ -379,6 +381,7 @@ class JobManager:
                 job = self._fair_queue()[0]
                 self._queue.remove(job)
                 self._running.add(job.id)
+                self._started[job.owner] += 1
                 job.started_at = time.monotonic()
                 job.state.set_status("running")
                 job.thread = threading.Thread(
