@@ -4,14 +4,16 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 HOST    ?= 127.0.0.1
 PORT    ?= 8501
+ACCESS_CODE ?=
 SHARED_DATA := $(abspath ../shared/data)
 
-.PHONY: install chromium app dev test lint bench
+.PHONY: install chromium app dev test lint bench lock
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the version the tests passed with (`make lock`).
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,9 +25,15 @@ chromium:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 # Server settings (no file watcher, no usage statistics, localhost) live in .streamlit/config.toml.
+# ACCESS_CODE=… puts every page behind that code (MOA_ACCESS_CODE); the code is never echoed.
 app: install
+	@if [ "$(HOST)" != "127.0.0.1" ] && [ "$(HOST)" != "localhost" ] \
+	  && [ -z "$(ACCESS_CODE)$${MOA_ACCESS_CODE}" ]; then \
+	  echo "WARNING: serving on $(HOST) with no access code: anyone on the network can use the lab." >&2; \
+	  echo "         Set one with: make app HOST=$(HOST) ACCESS_CODE=<a code for your class>" >&2; fi
 	@echo "Mixture Lab: open http://$(HOST):$(PORT) in your browser"
-	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	@$(if $(ACCESS_CODE),MOA_ACCESS_CODE='$(ACCESS_CODE)') \
+	  $(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 # For editing the code: pages reload when a file changes.
 dev: install
@@ -37,6 +45,16 @@ test: install chromium
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# Refresh constraints.txt: upgrade within pyproject.toml's ranges, then record what is installed.
+# Run `make test` afterwards and commit both files together.
+lock:
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --upgrade -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; $(PY) -m pip freeze --exclude-editable \
+	  | grep -v -E '^(pip|setuptools|wheel)=='; } > constraints.tmp && mv constraints.tmp constraints.txt
+	touch $(STAMP)
 
 bench: install
 	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m benchmarks.run

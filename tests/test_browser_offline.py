@@ -25,6 +25,7 @@ PAGES = {  # path → the page's title, shown once the page has run
     "/routing": "Routing",
     "/pretraining": "Pretraining pipeline",
     "/experts": "Experts & latent walks",
+    "/classroom": "Classroom",
 }
 LOCAL_SCHEMES = ("data:", "blob:", "about:")
 
