@@ -277,3 +277,20 @@ def test_a_reloaded_train_page_shows_the_browsers_running_jobs(new_jobs) -> None
     headers = [md.value for md in at.markdown if "** on `" in md.value]
     assert headers == ["**mine** on `digits`"]
     assert not next(b for b in at.button if b.label == "Stop").disabled
+
+
+def test_past_the_browsers_cap_start_shows_one_line_and_queues_nothing(monkeypatch) -> None:
+    from moa_core.train.jobs import job_manager
+
+    manager = job_manager()
+    monkeypatch.setattr(manager, "limits", JobLimits(max_running=2, per_browser=0))
+    known = set(manager.jobs)
+    at = AppTest.from_file(TRAIN_PAGE, default_timeout=60).run()
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "this browser already has 0 job(s) queued or running, and 0 is the most one browser "
+        "may have (MOA_MAX_JOBS_PER_BROWSER): stop one or wait for it to finish"
+    ]
+    assert set(manager.jobs) == known
+    assert not next(b for b in at.button if b.label == "Start").disabled
