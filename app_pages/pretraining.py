@@ -302,7 +302,9 @@ def run_here() -> None:
         c = st.columns(4)
         for column, name in zip(c, ("acc", "nmi", "ari"), strict=False):
             column.metric(f"final {name.upper()}", f"{metrics[name]:.3f}")
-        if c[3].button("Save as run", key=f"{PREFIX}save"):
+        if not session.can_save_runs():
+            c[3].caption(session.READ_ONLY_NOTE)
+        elif c[3].button("Save as run", key=f"{PREFIX}save"):
             save(mixture)
     show_record(mixture.record if mixture else record, final_acc)
 

@@ -294,3 +294,18 @@ def test_past_the_browsers_cap_start_shows_one_line_and_queues_nothing(monkeypat
     ]
     assert set(manager.jobs) == known
     assert not next(b for b in at.button if b.label == "Start").disabled
+
+
+def test_read_only_runs_offer_students_no_save(monkeypatch, new_jobs) -> None:
+    monkeypatch.setenv("MOA_RUNS_READONLY", "1")
+    monkeypatch.setenv("MOA_TEACHER_CODE", "a-teachers-code")  # this session is a student
+    at = AppTest.from_file(TRAIN_PAGE, default_timeout=60).run()
+    for name, value in {"epochs": 1, "max_samples": 120, "batch_size": 60}.items():
+        at.number_input(key=f"train_{name}").set_value(value)
+    next(b for b in at.button if b.label == "Start").click().run()
+    (job,) = new_jobs()
+    assert job.wait(120) and job.status == "finished"
+    at.run()
+    assert not at.exception
+    assert "Save as run" not in [b.label for b in at.button]
+    assert "Saving runs is turned off for students" in " ".join(c.value for c in at.caption)
