@@ -171,4 +171,4 @@ def test_panels_are_square_with_ticks_and_outlined_points(two_planes: dict) -> N
     for trace in points:
         assert np.min(trace.marker.line.width) >= 1
         assert trace.marker.line.color not in scales
-        assert not set(trace.marker.color) & scales
+        assert not {color for _, color in trace.marker.colorscale} & scales
