@@ -18,14 +18,15 @@ from moa_core.checkpoint import (
     CheckpointError,
     LoadedCheckpoint,
     RunInfo,
-    list_runs,
     load_checkpoint,
+    scan_runs,
 )
 from moa_core.data import Dataset, DatasetError
 from moa_core.device import resolve_device
 from moa_core.uploads import load_uploaded_checkpoint
 
 SAVED, UPLOAD = "Saved run", "Upload a checkpoint"
+SKIPPED_SHOWN = 5  # reasons named in the "Skipped …" caption; `moa list` names them all
 
 
 @dataclass(frozen=True)
@@ -81,13 +82,25 @@ def describe(run: RunInfo) -> str:
     return f"{run.run_id} ({run.model_type}, {run.meta.get('dataset', '?')}{score})"
 
 
+def skipped_caption(skipped: list[str]) -> None:
+    """What the run folder holds besides readable runs, as one compact caption line."""
+    if skipped:
+        files = "file" if len(skipped) == 1 else "files"
+        reasons = [line.removeprefix("skipped: ") for line in skipped[:SKIPPED_SHOWN]]
+        if len(skipped) > SKIPPED_SHOWN:
+            reasons.append(f"and {len(skipped) - SKIPPED_SHOWN} more (`moa list` names them all)")
+        st.caption(f"Skipped {len(skipped)} {files} in the run folder: {'; '.join(reasons)}")
+
+
 def pick_checkpoint(prefix: str, empty_hint: str) -> CheckpointChoice:
     """The source radio and run list or uploader; stops the page when nothing is chosen."""
     source = st.radio("Checkpoint", [SAVED, UPLOAD], horizontal=True, key=f"{prefix}source")
     if source == SAVED:
-        runs = {run.run_id: run for run in list_runs()}
+        listing = scan_runs()
+        runs = {run.run_id: run for run in listing.runs}
         if not runs:
             st.info(f"No saved runs yet: {empty_hint}, or upload a checkpoint.")
+            skipped_caption(listing.skipped)
             st.stop()
         left, right = st.columns([4, 1], vertical_alignment="bottom")
         run_id = left.selectbox(
@@ -102,6 +115,7 @@ def pick_checkpoint(prefix: str, empty_hint: str) -> CheckpointChoice:
             key=f"{prefix}download",
             help="The run's .safetensors file: open it in another Mixture Lab or `moa eval`.",
         )
+        skipped_caption(listing.skipped)
         return choice_for(runs[run_id])
     upload = st.file_uploader("Checkpoint file", type=["safetensors"], key=f"{prefix}upload")
     if upload is None:

@@ -13,10 +13,10 @@ from typing import NoReturn
 
 from moa_core.checkpoint import (
     CheckpointError,
-    list_runs,
     load_checkpoint,
     save_checkpoint,
     save_run,
+    scan_runs,
 )
 from moa_core.data import DatasetError, labelled_splits, load_dataset
 from moa_core.device import DeviceError, resolve_device
@@ -176,6 +176,11 @@ def cmd_eval(args: argparse.Namespace) -> dict:
 
 
 def cmd_list(_: argparse.Namespace) -> list[dict]:
+    """One JSON line per run on stdout; each file left out gets a "moa: skipped: …" line on
+    stderr, so a pipe reading stdout still sees only runs."""
+    listing = scan_runs()
+    for line in listing.skipped:
+        print(f"moa: {line}", file=sys.stderr)
     return [
         {
             "run": r.run_id,
@@ -185,7 +190,7 @@ def cmd_list(_: argparse.Namespace) -> list[dict]:
             "accuracy": r.meta.get("metrics", {}).get("accuracy"),
             "path": str(r.path),
         }
-        for r in list_runs()
+        for r in listing.runs
     ]
 
 

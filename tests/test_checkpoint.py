@@ -154,10 +154,13 @@ def test_list_runs_skips_bad_files(
         BAD_FILES[name][0](folder / f"{name}.safetensors", good, trained)
     (folder / "notes.txt").write_text("ignored: not a .safetensors file")
     assert [r.path for r in list_runs(folder)] == [good]
-    # `moa list` shows the one good run and nothing else.
+    # `moa list` shows the one good run, and one line on stderr per file it skipped.
     assert main(["list"]) == 0
     out, err = capsys.readouterr()
-    assert err == ""
+    bad = len(list(folder.iterdir())) - 1
+    assert len(err.splitlines()) == bad and all(
+        line.startswith("moa: skipped: ") for line in err.splitlines()
+    )
     assert [json.loads(line)["path"] for line in out.splitlines()] == [str(good)]
 
 

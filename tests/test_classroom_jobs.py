@@ -227,7 +227,7 @@ def test_limits_come_from_the_environment_and_a_bad_value_is_one_line(monkeypatc
     assert (limits.per_browser, limits.browser_ttl) == (3, 8.0)
     assert limits.sweep_seconds == 2.0  # a quarter of the shortest TTL
     monkeypatch.setenv("MOA_FINISHED_TTL", "soon")
-    with pytest.raises(ValueError, match="^MOA_FINISHED_TTL must be a number, got 'soon'$"):
+    with pytest.raises(ValueError, match="^MOA_FINISHED_TTL must be a number ≥ 0, got 'soon'$"):
         JobLimits.from_env()
 
 

@@ -10,7 +10,6 @@ see any more; a job that runs out of memory fails alone.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
 import traceback
@@ -23,6 +22,7 @@ import torch
 
 from moa_core.data import DatasetError
 from moa_core.device import DeviceError
+from moa_core.limits import env_number
 from moa_core.models import ConfigError
 from moa_core.train.control import TrainingControl
 from moa_core.train.presence import BrowserPresence
@@ -177,29 +177,16 @@ class JobLimits:
     @classmethod
     def from_env(cls) -> JobLimits:
         return cls(
-            max_running=int(_env_number("MOA_MAX_JOBS", cls.max_running)),
-            per_browser=int(_env_number("MOA_MAX_JOBS_PER_BROWSER", cls.per_browser)),
-            browser_ttl=_env_number("MOA_BROWSER_TTL", cls.browser_ttl),
-            finished_ttl=_env_number("MOA_FINISHED_TTL", cls.finished_ttl),
+            max_running=int(env_number("MOA_MAX_JOBS", cls.max_running)),
+            per_browser=int(env_number("MOA_MAX_JOBS_PER_BROWSER", cls.per_browser)),
+            browser_ttl=env_number("MOA_BROWSER_TTL", cls.browser_ttl),
+            finished_ttl=env_number("MOA_FINISHED_TTL", cls.finished_ttl),
         )
 
     @property
     def sweep_seconds(self) -> float:
         """How often the janitor looks: often enough that a TTL is kept within a quarter."""
         return max(0.5, min(10.0, self.browser_ttl / 4, self.finished_ttl / 4))
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be 0 or more, got {raw!r}")
-    return value
 
 
 class JobManager:
