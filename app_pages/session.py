@@ -3,7 +3,8 @@
 `browser_id()` is what every job is owned by: a random token from this browser's cookie,
 so a reloaded page finds its jobs again. While any page of the browser is open the job
 manager counts it as present; when the last one closes, its jobs outlive it for
-`MOA_BROWSER_TTL` seconds.
+`MOA_BROWSER_TTL` seconds. A code given (the door's, the teacher's) is remembered in a
+cookie as a keyed digest, so a reload does not ask again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ BROWSER_KEY = "_moa_browser"
 DOOR_KEY = "_moa_door_open"
 TEACHER_KEY = "_moa_teacher"
 COOKIE_AGE = 60 * 60 * 24 * 365  # a school year: the identity outlives every reload
+READ_ONLY_NOTE = "Saving runs is turned off for students on this server (MOA_RUNS_READONLY)."
 
 
 def _page_closed(browser: str) -> None:
@@ -32,13 +34,18 @@ def _page_open(browser: str) -> str:
     return browser
 
 
-def browser_id() -> str:
-    """This browser's identity: its cookie's token, or a new one (written by `remember`)."""
+def _token() -> str:
+    """This browser's token: its cookie's, or a new one (written by `remember`)."""
     if BROWSER_KEY not in st.session_state:
         cookie = st.context.cookies.get(access.BROWSER_COOKIE)
         valid = access.valid_token(cookie)
         st.session_state[BROWSER_KEY] = cookie if valid else access.new_browser_token()
-    browser = st.session_state[BROWSER_KEY]
+    return st.session_state[BROWSER_KEY]
+
+
+def browser_id() -> str:
+    """This browser's identity, counted as present while this page is open."""
+    browser = _token()
     _page_open(browser)
     return browser
 
@@ -56,70 +63,93 @@ def _set_cookie(name: str, value: str) -> None:
     )
 
 
+def _passes() -> dict[str, tuple[str | None, str, str]]:
+    """Per code-guarded door: (its code, the session key, the cookie)."""
+    return {
+        "door": (access.door_code(), DOOR_KEY, access.DOOR_COOKIE),
+        "teacher": (access.teacher_code(), TEACHER_KEY, access.TEACHER_COOKIE),
+    }
+
+
 def remember() -> None:
-    """Keep this browser's identity (and its door pass) in cookies for the next reload."""
+    """Keep this browser's identity, and the passes of the codes it gave, in cookies."""
     browser = browser_id()
     wanted = {access.BROWSER_COOKIE: browser}
-    code = access.door_code()
-    if code and st.session_state.get(DOOR_KEY):
-        wanted[access.DOOR_COOKIE] = access.door_pass(code, browser)
+    for door, (code, key, cookie) in _passes().items():
+        if code and st.session_state.get(key):
+            wanted[cookie] = access.code_pass(code, browser, door)
     with st.sidebar:
         for name, value in wanted.items():
             if st.context.cookies.get(name) != value:
                 _set_cookie(name, value)
 
 
-def door_open() -> bool:
-    """Whether this session may see the lab: no code is set, or it was given (here or,
-    through the cookie, earlier in this browser). Otherwise shows the code form."""
-    code = access.door_code()
-    if code is None or st.session_state.get(DOOR_KEY):
+def _given(door: str) -> bool:
+    """Whether this session gave `door`'s code, here or (by its cookie) in this browser."""
+    code, key, cookie = _passes()[door]
+    if st.session_state.get(key):
         return True
-    kept = st.context.cookies.get(access.DOOR_COOKIE) or ""
-    if access.codes_match(kept, access.door_pass(code, browser_id())):
-        st.session_state[DOOR_KEY] = True
-        return True
-    st.title("Mixture Lab")
-    with st.form("door"):
-        given = st.text_input("Access code", type="password", help="Your teacher has it.")
-        entered = st.form_submit_button("Enter", type="primary")
-    if entered and access.codes_match(given, code):
-        st.session_state[DOOR_KEY] = True
+    kept = st.context.cookies.get(cookie)
+    if (
+        code
+        and isinstance(kept, str)
+        and access.codes_match(kept, access.code_pass(code, _token(), door))
+    ):
+        st.session_state[key] = True
+    return bool(st.session_state.get(key))
+
+
+def _code_form(door: str, label: str, button: str, wrong: str, help: str | None = None) -> None:
+    """A password field for `door`'s code; the right one opens it for this browser."""
+    code, key, _ = _passes()[door]
+    with st.form(door):
+        given = st.text_input(label, type="password", help=help)
+        entered = st.form_submit_button(button, type="primary")
+    if entered and code and access.codes_match(given, code):
+        st.session_state[key] = True
         st.rerun()
     if entered:
-        st.error("That code is not right. Ask your teacher for the access code.")
+        time.sleep(access.WRONG_CODE_PAUSE)
+        st.error(wrong)
+
+
+def door_open() -> bool:
+    """Whether this session may see the lab (no code is set, or it was given); otherwise
+    shows the code form. A browser at the door is not counted as present."""
+    if access.door_code() is None or _given("door"):
+        return True
+    st.title("Mixture Lab")
+    _code_form(
+        "door",
+        "Access code",
+        "Enter",
+        "That code is not right. Ask your teacher for the access code.",
+        help="Your teacher has it.",
+    )
     return False
 
 
 def is_teacher() -> bool:
-    """The teacher: whoever gave `MOA_TEACHER_CODE` here, or, when no teacher code is set,
-    a browser on the server's own machine (Streamlit reports no address for localhost)."""
+    """The teacher: whoever gave `MOA_TEACHER_CODE` in this browser, or, when no teacher
+    code is set, a browser on the server's own machine (Streamlit reports no address for a
+    localhost peer: behind a reverse proxy on the same machine, set a teacher's code)."""
     if access.teacher_code() is None:
         return st.context.ip_address is None
-    return bool(st.session_state.get(TEACHER_KEY))
+    return _given("teacher")
 
 
 def teacher_login() -> bool:
     """The teacher's code form (when one is set and not given yet); whether it is given."""
-    code = access.teacher_code()
     if is_teacher():
         return True
-    if code is None:
+    if access.teacher_code() is None:
         st.info("The teacher's view is open on the server's own machine only.")
         return False
-    with st.form("teacher"):
-        given = st.text_input("Teacher's code", type="password")
-        entered = st.form_submit_button("Open the teacher's view")
-    if entered and access.codes_match(given, code):
-        st.session_state[TEACHER_KEY] = True
-        st.rerun()
-    if entered:
-        st.error("That is not the teacher's code.")
+    _code_form(
+        "teacher", "Teacher's code", "Open the teacher's view", "That is not the teacher's code."
+    )
     return False
 
 
 def can_save_runs() -> bool:
     return not access.runs_read_only() or is_teacher()
-
-
-READ_ONLY_NOTE = "Saving runs is turned off for students on this server (MOA_RUNS_READONLY)."

@@ -2,8 +2,8 @@
 
 A browser is known by a random token kept in a cookie (never derived from anything another
 browser can see). The door code (`MOA_ACCESS_CODE`) and the teacher's code
-(`MOA_TEACHER_CODE`) are compared in constant time and never logged; a browser that gave
-the door code keeps a keyed digest of it in a cookie, so a reload does not ask again.
+(`MOA_TEACHER_CODE`) are compared in constant time and never logged; a browser that gave a
+code keeps a keyed digest of it in a cookie, so a reload does not ask again.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import secrets
 
 BROWSER_COOKIE = "moa_browser"
 DOOR_COOKIE = "moa_door"
+TEACHER_COOKIE = "moa_teacher"
+WRONG_CODE_PAUSE = 1.0  # s a wrong code costs: guessing a class's code by brute force is slow
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 _ADJECTIVES = (
     "amber azure brave calm coral crisp dusky eager fern frosty gentle golden hazel ivory "
@@ -51,10 +53,11 @@ def codes_match(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
-def door_pass(code: str, browser: str) -> str:
-    """What a browser that gave the right door code keeps in its cookie: a digest keyed by
-    the code, bound to that browser, so it cannot be forged or carried to another."""
-    return hmac.new(code.encode(), f"door:{browser}".encode(), hashlib.sha256).hexdigest()
+def code_pass(code: str, browser: str, door: str) -> str:
+    """What a browser that gave the right code for `door` ("door", "teacher") keeps in its
+    cookie: a digest keyed by the code, bound to that browser, so it can be neither forged
+    nor carried to another browser."""
+    return hmac.new(code.encode(), f"{door}:{browser}".encode(), hashlib.sha256).hexdigest()
 
 
 def door_code() -> str | None:

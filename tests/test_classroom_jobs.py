@@ -246,10 +246,11 @@ def test_browser_tokens_are_random_and_their_short_names_stable() -> None:
 def test_the_door_pass_is_bound_to_the_code_and_the_browser() -> None:
     assert access.codes_match(" open-sesame ", "open-sesame")
     assert not access.codes_match("open", "open-sesame")
-    one = access.door_pass("open-sesame", A)
-    assert one == access.door_pass("open-sesame", A)
-    assert one != access.door_pass("open-sesame", B)
-    assert one != access.door_pass("other-code", A)
+    one = access.code_pass("open-sesame", A, "door")
+    assert one == access.code_pass("open-sesame", A, "door")
+    assert one != access.code_pass("open-sesame", B, "door")
+    assert one != access.code_pass("other-code", A, "door")
+    assert one != access.code_pass("open-sesame", A, "teacher")
     assert "open-sesame" not in one
 
 
