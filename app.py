@@ -12,14 +12,21 @@ from pathlib import Path
 import streamlit as st
 
 from app_pages import session
-from moa_core.analysis.embedding import warm_up
+from moa_core.analysis import embedding
 from moa_core.device import describe_device, resolve_device
+from moa_core.train import trainer
+
+
+def _warm_up() -> None:
+    trainer.warm_up()  # seconds: the first job's optimizer imports
+    embedding.warm_up()  # ~20 s of CPU: umap's numba kernels
 
 
 @st.cache_resource(show_spinner=False)
-def umap_warm_up() -> threading.Thread:
-    """Compile umap's numba kernels once per process, in the background, at start-up."""
-    thread = threading.Thread(target=warm_up, name="umap-warm-up", daemon=True)
+def warm_up() -> threading.Thread:
+    """Once per process, in the background at start-up, what the first training and the
+    first UMAP would otherwise make a student wait for."""
+    thread = threading.Thread(target=_warm_up, name="warm-up", daemon=True)
     thread.start()
     return thread
 
@@ -48,7 +55,7 @@ PAGES = [
 if not session.door_open():
     st.navigation(PAGES, position="hidden")  # the URL keeps its page; nothing of it is run
     st.stop()
-umap_warm_up()
+warm_up()
 page = st.navigation(PAGES)
 session.remember()
 st.sidebar.markdown(f"**Device:** {device_label()}  \n**You:** {session.browser_name()}")

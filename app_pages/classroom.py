@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import session
-from app_pages.job_panel import queue_place
+from app_pages.job_panel import poll_seconds, queue_place
 from moa_core import ui_state
 from moa_core.train.jobs import Job, job_manager
 
@@ -62,7 +62,7 @@ def teacher_view() -> None:
             stop.button("Stop", key=f"teacher_stop_{job.id}", on_click=manager.cancel, args=(job,))
 
 
-@st.fragment(run_every=POLL_SECONDS)
+@st.fragment(run_every=poll_seconds(POLL_SECONDS))
 def live() -> None:
     queue_summary()
     own_jobs()

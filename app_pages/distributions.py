@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.job_panel import JobPanel, show_dataset_problem
+from app_pages.job_panel import JobPanel, poll_seconds, show_dataset_problem
 from moa_core import ui_state
 from moa_core.analysis.density import PlaneSnapshot
 from moa_core.analysis.health import collapse_message
@@ -135,4 +135,4 @@ with st.expander(lesson_title("distributions")):
 active = bool(panel.active_jobs())
 problem = settings_panel(locked=active)
 panel.buttons(start, disabled=bool(problem))
-st.fragment(run_every=POLL_SECONDS if active else None)(live_view)(was_active=active)
+st.fragment(run_every=poll_seconds(POLL_SECONDS) if active else None)(live_view)(was_active=active)

@@ -109,6 +109,11 @@ def show_start_problem() -> None:
         st.error(problem)
 
 
+def poll_seconds(base: float) -> float:
+    """`base`, stretched when many browsers have a page open (`ui_state.poll_interval`)."""
+    return ui_state.poll_interval(base, len(job_manager().presence.connected()))
+
+
 def submit(specs: list[JobSpec], tag: str, context: object = None) -> list[Job]:
     """Queue `specs` for this browser; [] (and the reason, shown by `show_start_problem`)
     when the browser's cap would be passed."""
@@ -148,7 +153,7 @@ def _cancel(job: Job) -> None:
     job_manager().cancel(job, by=job.owner and session.browser_id())
 
 
-@st.fragment(run_every=BUILD_POLL_SECONDS)
+@st.fragment(run_every=poll_seconds(BUILD_POLL_SECONDS))
 def _watch_build(job: Job) -> None:
     """The build's progress bar and a Stop button; a full rerun once it is done."""
     if job.done:

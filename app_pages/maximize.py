@@ -14,7 +14,7 @@ import streamlit as st
 from torch import nn
 
 from app_pages.checkpoint_picker import pick_image_run
-from app_pages.job_panel import job_progress, show_start_problem, submit
+from app_pages.job_panel import job_progress, poll_seconds, show_start_problem, submit
 from moa_core.analysis.maximize import (
     Ranking,
     Synthesis,
@@ -103,7 +103,7 @@ def synthesis_job(
     return job
 
 
-@st.fragment(run_every=POLL_SECONDS)
+@st.fragment(run_every=poll_seconds(POLL_SECONDS))
 def follow(
     job: Job, ranking: Ranking, images: np.ndarray, names: list[str], settings: SynthesisSettings
 ) -> None:

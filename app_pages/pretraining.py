@@ -11,7 +11,13 @@ import torch
 
 from app_pages import session
 from app_pages.checkpoint_picker import pick_checkpoint
-from app_pages.job_panel import job_progress, show_dataset_problem, show_start_problem, submit
+from app_pages.job_panel import (
+    job_progress,
+    poll_seconds,
+    show_dataset_problem,
+    show_start_problem,
+    submit,
+)
 from moa_core import ui_state
 from moa_core.analysis.cluster_finder import SELECTIONS, umap_neighbors
 from moa_core.analysis.health import collapse_message
@@ -120,7 +126,7 @@ def keep(step: str, key: tuple, result: Any) -> None:
         results.pop(later, None)
 
 
-@st.fragment(run_every=POLL_SECONDS)
+@st.fragment(run_every=poll_seconds(POLL_SECONDS))
 def watch(job: Job, label: str, epochs: int) -> None:
     """The running step's progress and a Stop button; a full rerun once it is done."""
     if job.done:

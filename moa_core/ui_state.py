@@ -280,6 +280,16 @@ def is_active(job: Job) -> bool:
     return job.status in ACTIVE_STATUSES
 
 
+BROWSERS_PER_POLL = 4  # pages up to this many browsers redraw at their own pace
+
+
+def poll_interval(base: float, browsers: int) -> float:
+    """A live page's redraw interval with `browsers` sharing the server: every redraw of
+    every page competes with the trainings for the server's time, so more browsers redraw
+    less often (30 students: every ~8 s instead of every second)."""
+    return base * max(1.0, browsers / BROWSERS_PER_POLL)
+
+
 def wait_text(seconds: float | None) -> str:
     """A queue wait as a person says it; the estimate is rough, so is the wording."""
     if seconds is None:

@@ -310,3 +310,20 @@ def test_read_only_runs_offer_students_no_save(monkeypatch, new_jobs) -> None:
     assert not at.exception
     assert "Save as run" not in [b.label for b in at.button]
     assert "Saving runs is turned off for students" in " ".join(c.value for c in at.caption)
+
+
+def test_what_a_present_browser_looks_at_outlives_the_finished_ttl() -> None:
+    """Past the TTL a finished job is dropped only once its browser started newer ones on
+    that page, or left: never while it is the last thing on that browser's screen."""
+    manager = _manager(finished_ttl=10)
+    manager.presence.connect(A)
+    first = manager.submit(_quick("first"), owner=A, tag="train_", context="one")
+    assert first.wait(30)
+    later = first.ended_at + 60
+    assert manager.sweep(later) == []  # on A's Train page: kept
+    second = manager.submit(_quick("second"), owner=A, tag="train_", context="two")
+    assert second.wait(30)
+    assert manager.sweep(later) == [first.id]  # replaced on the page: dropped
+    manager.presence.disconnect(A, later)
+    assert manager.sweep(second.ended_at + 60) == []  # gone, but within the browser TTL
+    assert manager.sweep(later + 301) == [second.id]  # gone past it: nothing is kept

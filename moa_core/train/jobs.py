@@ -342,10 +342,25 @@ class JobManager:
         return dropped
 
     def _expired(self, job: Job, gone: set[str], now: float) -> bool:
+        """Whether nobody can see `job` any more (call under the lock)."""
         if job.owner in gone or job.dismissed:
             return True
+        if job.saved or self._on_screen(job):
+            return False
         ended = job.ended_at if job.ended_at is not None else now
-        return not job.saved and now - ended > self.limits.finished_ttl
+        return now - ended > self.limits.finished_ttl
+
+    def _on_screen(self, job: Job) -> bool:
+        """Whether `job` is among the last its browser started on its page, the browser being
+        here (or away for less than its TTL): what a student looks at, or will see again
+        after a reload, is never dropped under them."""
+        if not job.owner or not self.presence.known(job.owner):
+            return False
+        newest = max(
+            (j for j in self.jobs.values() if (j.owner, j.tag) == (job.owner, job.tag)),
+            key=lambda j: j.id,
+        )
+        return job.context == newest.context
 
     def start_janitor(self) -> threading.Thread:
         """A daemon thread that sweeps every `limits.sweep_seconds`."""

@@ -34,6 +34,11 @@ class BrowserPresence:
         with self._lock:
             return set(self._open)
 
+    def known(self, browser: str) -> bool:
+        """Whether `browser` has a page open or closed its last one lately (not forgotten)."""
+        with self._lock:
+            return browser in self._open or browser in self._left
+
     def gone(self, now: float, ttl: float) -> set[str]:
         """Browsers with no page open for longer than `ttl` seconds."""
         with self._lock:

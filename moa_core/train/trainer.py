@@ -205,6 +205,15 @@ class Trainer:
             callback(event)
 
 
+def warm_up() -> None:
+    """Pay what a process's first optimizer pays (Adam imports torch._dynamo and sympy:
+    seconds and ~150 MB) before the first student presses Start."""
+    weight = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.Adam([weight])
+    weight.sum().backward()
+    optimizer.step()
+
+
 def _weights_finite(model: nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
