@@ -40,9 +40,11 @@ def wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
 
 
 @contextmanager
-def streamlit_server(runs_dir: Path, log_dir: Path, env: dict | None = None) -> Iterator[str]:
+def streamlit_process(
+    runs_dir: Path, log_dir: Path, env: dict | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """The app with `runs_dir` as its run registry (its log in `log_dir/server.log`); yields
-    its URL, stops it afterwards."""
+    its URL and its process (whose PID a benchmark samples memory of), stops it afterwards."""
     port = free_port()
     log = log_dir / "server.log"
     env = {**os.environ, "MOA_RUNS_DIR": str(runs_dir), "OMP_NUM_THREADS": "1", **(env or {})}
@@ -57,10 +59,18 @@ def streamlit_server(runs_dir: Path, log_dir: Path, env: dict | None = None) -> 
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process, log)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def streamlit_server(runs_dir: Path, log_dir: Path, env: dict | None = None) -> Iterator[str]:
+    """The app with `runs_dir` as its run registry (its log in `log_dir/server.log`); yields
+    its URL, stops it afterwards."""
+    with streamlit_process(runs_dir, log_dir, env) as (url, _process):
+        yield url

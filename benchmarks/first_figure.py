@@ -6,8 +6,11 @@ routing network on the embedded digits (16×16) and a MoE-VAE from a short pretr
 pipeline. The server and the browser's cache are warmed by one visit to every page (imports,
 numba's first compile, the chart libraries), then each page is opened again in a new tab (a
 fresh Streamlit session) with the run it shows made the newest, so its per-run caches are
-cold, as on a teacher's first look at a run. Pages that
-show nothing before a click get their one click (Train and Cluster distributions: Start with
+cold, as on a teacher's first look at a run. Each page is opened once the server is quiet
+again (under a tenth of a core over 3 s, at most 30 s): what the page before left running,
+a training being stopped or a UMAP still being drawn for a closed tab, is not charged to the
+next page, as it is not on a teacher's machine. Pages that show nothing before a click get
+their one click (Train and Cluster distributions: Start with
 the defaults; Pretraining and Experts: their saved-run view), and the clock starts at it.
 Neuron maximization also reports when its last synthesized image is done.
 
@@ -25,9 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.browser import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
+from benchmarks.browser import CHROMIUM, CHROMIUM_FLAGS, streamlit_process
 from benchmarks.common import device_label, emit, progress
+from benchmarks.process_stats import wait_quiet
 
+QUIET_MAX_SECONDS = 30  # the longest wait for the server to settle before a page is opened
 FIGURE = ", ".join(
     [
         ".js-plotly-plot",
@@ -138,7 +143,8 @@ def measure(shots: Path | None = None) -> dict:
         (root / "runs").mkdir()
         runs = make_runs(root / "runs")
         env = {"MOA_CACHE_DIR": str(root / "cache"), "MOA_MAX_JOBS": "2"}
-        with streamlit_server(root / "runs", root, env) as url, sync_playwright() as play:
+        server = streamlit_process(root / "runs", root, env)
+        with server as (url, process), sync_playwright() as play:
             browser = play.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
             width, height = VIEWPORTS[0]
             context = browser.new_context(viewport={"width": width, "height": height})
@@ -147,10 +153,11 @@ def measure(shots: Path | None = None) -> dict:
                 for case in CASES:
                     if case.run:
                         os.utime(runs[case.run])  # newest: the page opens on it, caches cold
-                    progress(f"first_figure: {rounds} {case.title}")
+                    quiet_after = wait_quiet(process.pid, QUIET_MAX_SECONDS)
+                    progress(f"first_figure: {rounds} {case.title} (quiet after {quiet_after} s)")
                     timing = open_page(context, url, case, None)
                     if rounds == "measured":
-                        pages[case.title] = timing
+                        pages[case.title] = {**timing, "quiet_wait_s": quiet_after}
             context.close()
             if shots is not None:
                 shots.mkdir(parents=True, exist_ok=True)

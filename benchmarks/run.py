@@ -1,10 +1,14 @@
-"""`python -m benchmarks.run [NAME ...]`: run the named benchmarks (all by default)."""
+"""`python -m benchmarks.run [NAME ...] [--OPTION ...]`: run the named benchmarks (all by
+default). Options after one name go to that benchmark's `main(argv)`, e.g.
+`python -m benchmarks.run classroom --sessions 16`."""
 
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
 from benchmarks import (
+    classroom,
     dead_gates,
     em_collapse,
     em_images,
@@ -17,21 +21,26 @@ from benchmarks import (
     umap_time,
 )
 
-BENCHMARKS = {
-    "dead_gates": dead_gates.run,
-    "em_collapse": em_collapse.run,
-    "em_images": em_images.run,
-    "expert_bank": expert_bank.run,
-    "first_figure": first_figure.run,
-    "moa_vs_moa_plus": moa_vs_moa_plus.run,
-    "moe_vae_pipeline": moe_vae_pipeline.run,
-    "routing_accuracy": routing_accuracy.run,
-    "synthesis": synthesis.run,
-    "umap_time": umap_time.run,
+# name → module: each keeps `run()` with its defaults; one that takes options also has
+# `main(argv)`.
+BENCHMARKS: dict[str, ModuleType] = {
+    "classroom": classroom,
+    "dead_gates": dead_gates,
+    "em_collapse": em_collapse,
+    "em_images": em_images,
+    "expert_bank": expert_bank,
+    "first_figure": first_figure,
+    "moa_vs_moa_plus": moa_vs_moa_plus,
+    "moe_vae_pipeline": moe_vae_pipeline,
+    "routing_accuracy": routing_accuracy,
+    "synthesis": synthesis,
+    "umap_time": umap_time,
 }
 
 
-def main(names: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    names, options = argv[:split], argv[split:]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(
@@ -39,8 +48,21 @@ def main(names: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    if options:
+        if len(names) != 1:
+            print("options go to one benchmark: NAME --OPTION ...", file=sys.stderr)
+            return 2
+        module = BENCHMARKS[names[0]]
+        if not hasattr(module, "main"):
+            print(
+                f"{names[0]} takes no options here; try `python -m {module.__name__} --help`",
+                file=sys.stderr,
+            )
+            return 2
+        module.main(options)
+        return 0
     for name in names or list(BENCHMARKS):
-        BENCHMARKS[name]()
+        BENCHMARKS[name].run()
     return 0
 
 

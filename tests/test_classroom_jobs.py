@@ -327,3 +327,10 @@ def test_what_a_present_browser_looks_at_outlives_the_finished_ttl() -> None:
     manager.presence.disconnect(A, later)
     assert manager.sweep(second.ended_at + 60) == []  # gone, but within the browser TTL
     assert manager.sweep(later + 301) == [second.id]  # gone past it: nothing is kept
+
+
+@pytest.mark.parametrize(("browsers", "expected"), [(0, 1.0), (4, 1.0), (8, 2.0), (30, 7.5)])
+def test_pages_redraw_less_often_the_more_browsers_share_the_server(browsers, expected):
+    from moa_core.ui_state import poll_interval
+
+    assert poll_interval(1.0, browsers) == expected

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from tiny import TINY
@@ -165,14 +166,18 @@ def test_a_full_cache_is_refused_before_any_training(
         load_dataset("digits2d")
 
 
-@pytest.mark.slow  # builds digits2d for real: a small supervised CNN, 10-30 s on 2 cores
 def test_a_built_set_past_the_cache_limit_is_refused_and_not_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The write a finished build ends with (the build itself is tested in test_data.py):
+    ~60 kB of points, as digits2d's, against a 1 kB cache."""
+    from moa_core.data.bottleneck import _write_atomic, cache_path
+
     monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path))
-    monkeypatch.setenv("MOA_CACHE_MAX_MB", "0.001")  # the built set is ~60 kB
+    monkeypatch.setenv("MOA_CACHE_MAX_MB", "0.001")
+    points = np.random.default_rng(0).normal(size=(3600, 2)).astype(np.float32)
     with pytest.raises(DatasetError) as info:
-        load_dataset("digits2d")
+        _write_atomic(cache_path("digits2d"), {"x": points, "y": np.zeros(3600, np.int64)})
     message = str(info.value)
     assert "\n" not in message
     assert "MOA_CACHE_MAX_MB=0.001" in message and "for this set" in message
