@@ -15,6 +15,7 @@ from app_pages import session
 from moa_core.analysis import embedding
 from moa_core.device import describe_device, resolve_device
 from moa_core.train import trainer
+from moa_core.train.jobs import job_manager
 
 
 def _warm_up() -> None:
@@ -52,11 +53,17 @@ PAGES = [
     st.Page("app_pages/experts.py", title="Experts & latent walks", icon=":material/gesture:"),
     st.Page("app_pages/classroom.py", title="Classroom", icon=":material/groups:"),
 ]
+try:
+    job_manager()  # its limits come from the environment: a bad one is a line, not a trace
+except ValueError as err:
+    st.error(f"This server's settings are not usable: {err}")
+    st.stop()
 if not session.door_open():
     st.navigation(PAGES, position="hidden")  # the URL keeps its page; nothing of it is run
     st.stop()
 warm_up()
 page = st.navigation(PAGES)
 session.remember()
+st.fragment(run_every=session.HEARTBEAT_SECONDS)(session.heartbeat)()
 st.sidebar.markdown(f"**Device:** {device_label()}  \n**You:** {session.browser_name()}")
 page.run()

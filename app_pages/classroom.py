@@ -13,21 +13,22 @@ POLL_SECONDS = 2.0
 
 
 def job_row(job: Job) -> dict:
-    view = job.state.view()
-    status = ui_state.job_status(job, view, queue_place(job))
+    status = ui_state.job_status(job, job.state.view(), queue_place(job)).text
+    if job.spec.work is not None and job.status == "running":  # a step, a build: no epochs
+        status = "paused" if job.control.paused else "running"
     return {
         "job": job.id,
         "browser": ui_state.owner_name(job.owner),
         "page": job.tag.rstrip("_") or "—",
         "what": job.spec.label or job.spec.model_type,
         "data": job.spec.dataset or "—",
-        "status": status.text,
+        "status": status,
     }
 
 
 def queue_summary() -> None:
     manager = job_manager()
-    jobs = [job for job in manager.jobs.values() if job.active]
+    jobs = [job for job in manager.all_jobs() if job.active]
     running = sum(1 for job in jobs if job.status == "running")
     c = st.columns(3)
     c[0].metric("Training now", f"{running} of {manager.max_running}")
@@ -47,7 +48,7 @@ def own_jobs() -> None:
 def teacher_view() -> None:
     st.subheader("Every job on this server")
     manager = job_manager()
-    jobs = sorted(manager.jobs.values(), key=lambda job: (job.done, job.id))
+    jobs = sorted(manager.all_jobs(), key=lambda job: (job.done, job.id))
     if not jobs:
         st.caption("No jobs yet.")
         return

@@ -8,8 +8,6 @@ it started again, and only this browser may steer them.
 
 from __future__ import annotations
 
-import secrets
-
 import streamlit as st
 
 from app_pages import session
@@ -68,7 +66,7 @@ def point_set_build(name: str) -> JobSpec:
 
 def _latest_build(name: str) -> Job | None:
     """The newest job building `name`, from any browser: one build serves the classroom."""
-    builds = [job for job in job_manager().jobs.values() if job.spec.label == f"Build {name}"]
+    builds = [job for job in job_manager().all_jobs() if job.spec.label == f"Build {name}"]
     return builds[-1] if builds else None
 
 
@@ -85,7 +83,7 @@ def _offer_build(name: str) -> str:
     """The running build's progress, else a Build button; the reason Start waits."""
     job = _latest_build(name)
     if job is not None and not job.done:
-        _watch_build(job)
+        st.fragment(run_every=poll_seconds(BUILD_POLL_SECONDS))(_watch_build)(job)
     else:
         if job is not None and job.status == "failed":
             st.error(f"Building {name} failed: {job.state.message}")
@@ -153,7 +151,6 @@ def _cancel(job: Job) -> None:
     job_manager().cancel(job, by=job.owner and session.browser_id())
 
 
-@st.fragment(run_every=poll_seconds(BUILD_POLL_SECONDS))
 def _watch_build(job: Job) -> None:
     """The build's progress bar and a Stop button; a full rerun once it is done."""
     if job.done:
@@ -179,13 +176,15 @@ class JobPanel:
     def jobs(self) -> list[Job]:
         if self.key not in st.session_state:  # a new session, e.g. a reload: pick them up
             st.session_state[self.key] = [job.id for job in self._last_started()]
-        jobs = self.manager.jobs
-        return [jobs[i] for i in st.session_state[self.key] if i in jobs]
+        jobs = (self.manager.jobs.get(i) for i in st.session_state[self.key])
+        return [job for job in jobs if job is not None]
 
     def _last_started(self) -> list[Job]:
-        """This browser's jobs of this page that were started together last."""
-        owned = self.manager.owned(session.browser_id(), self.tag)
-        return [job for job in owned if job.context == owned[-1].context] if owned else []
+        """This browser's jobs of this page that were started together last (none, if the
+        page was Reset since)."""
+        owned = self.manager.owned(session.browser_id(), self.tag, dismissed=True)
+        last = [job for job in owned if job.group == owned[-1].group] if owned else []
+        return [job for job in last if not job.dismissed]
 
     def active_jobs(self) -> list[Job]:
         return [job for job in self.jobs() if ui_state.is_active(job)]
@@ -194,7 +193,7 @@ class JobPanel:
     def start(self, specs: list[JobSpec]) -> None:
         if self.active_jobs():  # a second click before the rerun must not orphan running jobs
             return
-        jobs = submit(specs, self.tag, context=secrets.token_hex(8))
+        jobs = submit(specs, self.tag)
         for job in jobs:
             job.control.set_delay(st.session_state.get(self.delay_key, 0.0))
         if jobs:

@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
+from app_pages import session
 from app_pages.checkpoint_picker import pick_image_run
 from app_pages.job_panel import job_progress, poll_seconds, show_start_problem, submit
 from moa_core.analysis.maximize import (
@@ -63,7 +64,10 @@ def keep_report(key: tuple, report: UnitReport) -> None:
 def held_job(key: tuple) -> Job | None:
     """This session's synthesis job for `key`. One for other settings is cancelled (the
     user moved on: it must not hold a job slot the class's trainings share); a finished one
-    leaves its report, a stopped or failed one its reason."""
+    leaves its report, a stopped or failed one its reason. A new session (a reload) takes
+    over this browser's synthesis for `key` and stops its others."""
+    if JOB not in st.session_state:
+        adopt_synthesis(key)
     held = st.session_state.get(JOB)
     job = job_manager().jobs.get(held[1]) if held else None
     if job is None:
@@ -80,6 +84,15 @@ def held_job(key: tuple) -> Job | None:
     return job
 
 
+def adopt_synthesis(key: tuple) -> None:
+    browser = session.browser_id()
+    for job in job_manager().owned(browser, "maximize"):
+        if job.active and job.context == key and JOB not in st.session_state:
+            st.session_state[JOB] = (key, job.id)
+        elif job.active:
+            job_manager().cancel(job, by=browser)
+
+
 def synthesis_job(
     key: tuple, model: nn.Module, data: Dataset, units: UnitChoice, ranking: Ranking
 ) -> Job:
@@ -94,7 +107,8 @@ def synthesis_job(
             next(model.parameters()).device,
             lambda copy: replace(units, model=copy).score_fn or gate_scores(copy),
         )
-        submitted = submit([JobSpec(label="Neuron maximization", work=work)], tag="maximize")
+        spec = JobSpec(label="Neuron maximization", work=work)
+        submitted = submit([spec], tag="maximize", context=key)
         if not submitted:  # this browser's job cap: the one line says why
             show_start_problem()
             st.stop()

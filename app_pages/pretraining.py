@@ -38,6 +38,7 @@ from moa_core.viz.pretraining import (
 
 PREFIX = "pre_"
 RESULTS = f"{PREFIX}results"  # step name → (key, result), kept while its settings hold
+SUBMITTED = f"{PREFIX}submitted"  # ids of the jobs this session submitted
 STEP_ORDER = ("size", "clusters", "manager", "mixture")
 POLL_SECONDS = 1.0
 RUN_HERE, SAVED = "Run it here", "A saved run"
@@ -148,8 +149,14 @@ def run_step(step: str, key: tuple, label: str, epochs: int, work: Work) -> Any 
     carries its settings (`context`), so a job for settings left behind is stopped."""
     result = cached(step, key)
     job = step_job(step)
+    mine = st.session_state.setdefault(SUBMITTED, set())
     if job is not None and job.context != key and not job.done:
-        job_manager().cancel(job, by=session.browser_id())  # the settings changed under it
+        if job.id in mine:
+            job_manager().cancel(job, by=session.browser_id())  # the settings changed under it
+        else:  # started before a reload, whose widgets came back at their defaults
+            st.caption("Still running with the settings it was started with, before a reload:")
+            watch(job, label, epochs)
+            return None
     elif job is not None and job.context == key and not job.done:
         watch(job, label, epochs)
         return None
@@ -161,7 +168,9 @@ def run_step(step: str, key: tuple, label: str, epochs: int, work: Work) -> Any 
             st.error(f"{label}: {job.state.message or job.status}")
     primary = "primary" if result is None else "secondary"
     if st.button(label, key=f"{PREFIX}run_{step}", type=primary):
-        if submit([JobSpec(label=label, work=work)], f"{PREFIX}{step}", context=key):
+        submitted = submit([JobSpec(label=label, work=work)], f"{PREFIX}{step}", context=key)
+        mine.update(job.id for job in submitted)
+        if submitted:
             st.rerun()
     show_start_problem()
     return result

@@ -9,6 +9,7 @@ cookie as a keyed digest, so a reload does not ask again.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import streamlit as st
@@ -20,6 +21,8 @@ BROWSER_KEY = "_moa_browser"
 DOOR_KEY = "_moa_door_open"
 TEACHER_KEY = "_moa_teacher"
 COOKIE_AGE = 60 * 60 * 24 * 365  # a school year: the identity outlives every reload
+HEARTBEAT_SECONDS = 30  # a page with nothing live still says it is open this often
+_GUESSES = threading.Lock()  # wrong codes are paid for one after another, server-wide
 READ_ONLY_NOTE = "Saving runs is turned off for students on this server (MOA_RUNS_READONLY)."
 
 
@@ -50,17 +53,24 @@ def browser_id() -> str:
     return browser
 
 
+def heartbeat() -> None:
+    """Count this page as open again. Streamlit ends a session's caches when its socket
+    drops (a Wi-Fi blip too); after the reconnect only a rerun counts the page again, and a
+    page with nothing live never reruns by itself: this runs every HEARTBEAT_SECONDS."""
+    browser_id()
+
+
 def browser_name() -> str:
     return access.short_name(browser_id())
 
 
-def _set_cookie(name: str, value: str) -> None:
-    """Write a cookie from the page (Streamlit sends none itself); only URL-safe values."""
-    st.html(
-        f"<script>document.cookie = '{name}={value}; path=/; max-age={COOKIE_AGE}; "
-        "SameSite=Strict';</script>",
-        unsafe_allow_javascript=True,
-    )
+def _set_cookie(name: str, value: str, keep_existing: bool = False) -> None:
+    """Write a cookie from the page (Streamlit sends none itself); only URL-safe values.
+    `keep_existing`: not over one another tab of this browser wrote meanwhile."""
+    write = f"document.cookie = '{name}={value}; path=/; max-age={COOKIE_AGE}; SameSite=Strict'"
+    if keep_existing:
+        write = f"if (!document.cookie.split('; ').some(c => c.startsWith('{name}='))) {write}"
+    st.html(f"<script>{write};</script>", unsafe_allow_javascript=True)
 
 
 def _passes() -> dict[str, tuple[str | None, str, str]]:
@@ -81,7 +91,7 @@ def remember() -> None:
     with st.sidebar:
         for name, value in wanted.items():
             if st.context.cookies.get(name) != value:
-                _set_cookie(name, value)
+                _set_cookie(name, value, keep_existing=name == access.BROWSER_COOKIE)
 
 
 def _given(door: str) -> bool:
@@ -109,7 +119,8 @@ def _code_form(door: str, label: str, button: str, wrong: str, help: str | None 
         st.session_state[key] = True
         st.rerun()
     if entered:
-        time.sleep(access.WRONG_CODE_PAUSE)
+        with _GUESSES:  # parallel sessions cannot guess faster than one code a second
+            time.sleep(access.WRONG_CODE_PAUSE)
         st.error(wrong)
 
 

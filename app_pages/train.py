@@ -51,13 +51,14 @@ def save(job_id: int) -> None:
     if f"train_saved_{job_id}" in st.session_state:  # a double click saves once
         return
     job = panel.manager.jobs.get(job_id)
-    if job is None or job.state.run is None or not session.can_save_runs():
-        why = session.READ_ONLY_NOTE if job else "this run is no longer kept on the server"
+    run = job.state.run if job else None
+    why = None if session.can_save_runs() else session.READ_ONLY_NOTE
+    why = why or (None if run else "this run is no longer kept on the server")
+    if why:
         st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {why}")
         return
     try:
         panel.manager.check_owner(job, session.browser_id())  # NotYourJob is an OSError
-        run = job.state.run
         path = save_run(run.model, run.config, run.checkpoint_meta())
         panel.manager.mark_saved(job)
         st.session_state[f"train_saved_{job_id}"] = ("success", f"Saved as run: `{path}`")

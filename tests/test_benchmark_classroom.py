@@ -34,7 +34,6 @@ def test_two_sessions_finish_save_and_count_consistently(tmp_path: Path) -> None
     assert record["saved_runs_on_disk"] == 2
     assert len(record["first_redraw_s"]) == 2
     assert 0 < record["first_redraw_median_s"] <= record["first_redraw_worst_s"]
-    assert 0 < record["rss_launch_mb"] <= record["rss_peak_mb"]
-    assert 0 < record["rss_start_mb"] <= record["rss_peak_mb"]
-    assert 0 < record["rss_end_mb"] <= record["rss_peak_mb"]
+    # Torch and the pages are imported after launch: the server really was measured.
+    assert 0 < record["rss_launch_mb"] < record["rss_start_mb"] and record["rss_end_mb"] > 0
     assert (tmp_path / "server.log").exists()

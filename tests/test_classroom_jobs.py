@@ -199,7 +199,8 @@ def test_a_reset_job_is_dropped_at_the_next_sweep() -> None:
         ([10.0, 30.0], 3, 2, 20.0, 50.0),
         ([], 0, 2, None, 0.0),  # a free slot: now
         ([5.0], 1, 2, None, None),  # one ahead and no job has finished yet
-        ([None], 0, 1, 20.0, None),  # the running job has not said how far it is
+        ([None], 0, 1, 20.0, 20.0),  # a job that has not said how far it is: a typical one
+        ([None], 0, 1, None, None),  # ... and nothing to go by
     ],
 )
 def test_queue_wait_plays_the_queue_forward(running_left, ahead, slots, typical, expected):
@@ -226,6 +227,10 @@ def test_limits_come_from_the_environment_and_a_bad_value_is_one_line(monkeypatc
     limits = JobLimits.from_env()
     assert (limits.per_browser, limits.browser_ttl) == (3, 8.0)
     assert limits.sweep_seconds == 2.0  # a quarter of the shortest TTL
+    monkeypatch.setenv("MOA_MAX_JOBS", "0")
+    with pytest.raises(ValueError, match="^MOA_MAX_JOBS must be 1 or more"):
+        JobLimits.from_env()
+    monkeypatch.setenv("MOA_MAX_JOBS", "2")
     monkeypatch.setenv("MOA_FINISHED_TTL", "soon")
     with pytest.raises(ValueError, match="^MOA_FINISHED_TTL must be a number ≥ 0, got 'soon'$"):
         JobLimits.from_env()
@@ -321,9 +326,9 @@ def test_what_a_present_browser_looks_at_outlives_the_finished_ttl() -> None:
     assert first.wait(30)
     later = first.ended_at + 60
     assert manager.sweep(later) == []  # on A's Train page: kept
-    second = manager.submit(_quick("second"), owner=A, tag="train_", context="two")
+    second = manager.submit(_quick("second"), owner=A, tag="train_", context="one")
     assert second.wait(30)
-    assert manager.sweep(later) == [first.id]  # replaced on the page: dropped
+    assert manager.sweep(later) == [first.id]  # replaced on the page (same settings): dropped
     manager.presence.disconnect(A, later)
     assert manager.sweep(second.ended_at + 60) == []  # gone, but within the browser TTL
     assert manager.sweep(later + 301) == [second.id]  # gone past it: nothing is kept

@@ -33,7 +33,8 @@ def _normal(name: str) -> str:
 
 def test_the_lock_file_pins_exactly_what_the_tests_run_with() -> None:
     """Every installed package is pinned, at the version installed: a fresh machine next
-    month gets what CI tested (`make lock` refreshes the file)."""
+    month gets what CI tested (`make lock` refreshes the file). Pins of packages not
+    installed here are allowed: another platform's (CUDA's) may need them."""
     locked = _locked()
     installed = {
         _normal(dist.metadata["Name"]): dist.version
@@ -41,9 +42,9 @@ def test_the_lock_file_pins_exactly_what_the_tests_run_with() -> None:
         if _normal(dist.metadata["Name"]) not in TOOLS | {"moa-core"}
     }
     assert {"torch", "torchvision", "streamlit", "playwright"} <= set(locked)
-    assert locked["torch"] == "2.14.1" and locked["torchvision"] == "0.29.1"
     assert sorted(set(installed) - set(locked)) == []  # installed but not locked
-    assert {n: (v, installed.get(n)) for n, v in locked.items() if installed.get(n) != v} == {}
+    differ = {n: (locked[n], v) for n, v in installed.items() if locked.get(n, v) != v}
+    assert differ == {}  # name: (locked, installed)
 
 
 def _make_app_output(*arguments: str, seconds: float = 60) -> str:

@@ -145,6 +145,7 @@ class Job:
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None
         self.ended_at: float | None = None
+        self.group = job_id  # the first id of the jobs submitted with it (a comparison)
         self.saved = False  # kept past the finished-job TTL while its browser is around
         self.dismissed = False  # the page's Reset: no longer shown, dropped once done
 
@@ -178,12 +179,15 @@ class JobLimits:
 
     @classmethod
     def from_env(cls) -> JobLimits:
-        return cls(
+        limits = cls(
             max_running=int(env_number("MOA_MAX_JOBS", cls.max_running)),
             per_browser=int(env_number("MOA_MAX_JOBS_PER_BROWSER", cls.per_browser)),
             browser_ttl=env_number("MOA_BROWSER_TTL", cls.browser_ttl),
             finished_ttl=env_number("MOA_FINISHED_TTL", cls.finished_ttl),
         )
+        if limits.max_running < 1:
+            raise ValueError("MOA_MAX_JOBS must be 1 or more: with 0 no job would ever start")
+        return limits
 
     @property
     def sweep_seconds(self) -> float:
@@ -234,6 +238,7 @@ class JobManager:
                     )
             jobs = [Job(next(self._ids), spec, owner, tag, context) for spec in specs]
             for job in jobs:
+                job.group = jobs[0].id
                 self.jobs[job.id] = job
                 self._queue.append(job)
         self._start_waiting()
@@ -276,14 +281,21 @@ class JobManager:
             typical = sum(self._durations) / len(self._durations) if self._durations else None
         return queue_wait(remaining, order.index(job), self.limits.max_running, typical)
 
-    def owned(self, owner: str, tag: str | None = None) -> list[Job]:
-        """`owner`'s jobs (for `tag`, if given) that are not dismissed, oldest first."""
+    def all_jobs(self) -> list[Job]:
+        """Every job, oldest first: a copy taken under the lock (the janitor and other
+        browsers change the table meanwhile)."""
         with self._lock:
-            return [
-                job
-                for job in self.jobs.values()
-                if job.owner == owner and not job.dismissed and (tag is None or job.tag == tag)
-            ]
+            return list(self.jobs.values())
+
+    def owned(self, owner: str, tag: str | None = None, dismissed: bool = False) -> list[Job]:
+        """`owner`'s jobs (for `tag`, if given), oldest first; Reset ones only if asked."""
+        return [
+            job
+            for job in self.all_jobs()
+            if job.owner == owner
+            and (tag is None or job.tag == tag)
+            and (dismissed or not job.dismissed)
+        ]
 
     def check_owner(self, job: Job, owner: str | None) -> None:
         """Refuse to let `owner` steer `job` unless it started it (None: the teacher)."""
@@ -362,7 +374,7 @@ class JobManager:
             (j for j in self.jobs.values() if (j.owner, j.tag) == (job.owner, job.tag)),
             key=lambda j: j.id,
         )
-        return job.context == newest.context
+        return job.group == newest.group
 
     def start_janitor(self) -> threading.Thread:
         """A daemon thread that sweeps every `limits.sweep_seconds`."""

@@ -10,16 +10,18 @@ def queue_wait(
 ) -> float | None:
     """Seconds until the job with `ahead` jobs before it in the queue starts.
 
-    `running_left`: the seconds each running job still needs (None: not known yet);
-    `typical`: how long a job takes (recent jobs' mean; None: none has finished yet). Each
-    slot frees when its job ends and then takes the next queued job for `typical` seconds.
-    None when the answer depends on something not known yet.
+    `running_left`: the seconds each running job still needs (None: it has not said how far
+    it is, so it is taken to need `typical`); `typical`: how long a job takes (recent jobs'
+    mean; None: none has finished yet). Each slot frees when its job ends and then takes the
+    next queued job for `typical` seconds. None when the answer depends on something not
+    known yet.
     """
     if slots <= 0:
         return None
-    if any(left is None for left in running_left) or (ahead and typical is None):
+    running = [typical if left is None else left for left in running_left]
+    if any(left is None for left in running) or (ahead and typical is None):
         return None
-    free_at = sorted(max(0.0, left) for left in running_left if left is not None)[:slots]
+    free_at = sorted(max(0.0, left) for left in running if left is not None)[:slots]
     free_at += [0.0] * (slots - len(free_at))
     heapq.heapify(free_at)
     for _ in range(ahead):
