@@ -98,6 +98,9 @@ def open_page(context, url: str, case: PageCase, shot: Path | None) -> dict:
     as a teacher's does after the first visit): seconds to its title and to its first figure
     (from the click, where it has one), and for Neuron maximization to its finished
     synthesis; a training it started is stopped before the tab closes."""
+    # A new browser to the app (its jobs come back after a reload, and the warm-up round's
+    # would be on the page at once); the HTTP cache, Plotly's bundle, stays warm.
+    context.clear_cookies()
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     start = time.perf_counter()
