@@ -18,6 +18,16 @@ from benchmarks.browser import (  # noqa: F401  (what the browser tests import f
     wait_healthy,
 )
 
+PAGES = {  # URL → the page's title (its heading once it has run)
+    "/": "Train",
+    "/latent": "Latent space",
+    "/distributions": "Cluster distributions",
+    "/maximize": "Neuron maximization",
+    "/routing": "Routing",
+    "/pretraining": "Pretraining pipeline",
+    "/experts": "Experts & latent walks",
+    "/classroom": "Classroom",
+}
 RENDER_TIMEOUT_MS = 180_000  # the first Latent page waits for UMAP's compile and a model pass
 
 

@@ -10,23 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+from browser_support import PAGES, RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CODE = "open-sesame"
 WRONG = "open-barley"
-PAGES = {  # URL → the page's title (its heading once it runs)
-    "/": "Train",
-    "/latent": "Latent space",
-    "/distributions": "Cluster distributions",
-    "/maximize": "Neuron maximization",
-    "/routing": "Routing",
-    "/pretraining": "Pretraining pipeline",
-    "/experts": "Experts & latent walks",
-    "/classroom": "Classroom",
-}
 
 
 @pytest.fixture(scope="module")

@@ -13,20 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import ROOT, assert_no_exception, free_port, wait_healthy
+from browser_support import PAGES, ROOT, assert_no_exception, free_port, wait_healthy
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PAGES = {  # path → the page's title, shown once the page has run
-    "/": "Train",
-    "/latent": "Latent space",
-    "/distributions": "Cluster distributions",
-    "/maximize": "Neuron maximization",
-    "/routing": "Routing",
-    "/pretraining": "Pretraining pipeline",
-    "/experts": "Experts & latent walks",
-    "/classroom": "Classroom",
-}
 LOCAL_SCHEMES = ("data:", "blob:", "about:")
 
 
