@@ -44,3 +44,29 @@ def number_input(page, label: str, value: int) -> None:
     field.fill(str(value))
     field.press("Enter")
     expect(field).to_have_value(str(value))
+
+
+def slow_down(page, seconds: float) -> None:
+    """Set the Train page's speed control (0.05 s per arrow press) to `seconds` per batch."""
+    from playwright.sync_api import expect
+
+    slider = page.get_by_role("slider")
+    slider.focus()
+    for _ in range(round(seconds / 0.05)):
+        slider.press("ArrowRight")
+    expect(slider).to_have_value(f"{seconds:g}")
+
+
+def streamlit_settings(env: dict | None = None) -> str:
+    """What `streamlit config show` reports in the repository (with `env`, if given)."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "streamlit", "config", "show"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout

@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, number_input, streamlit_server
+from browser_support import (
+    RENDER_TIMEOUT_MS,
+    assert_no_exception,
+    number_input,
+    slow_down,
+    streamlit_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -131,11 +137,7 @@ def test_training_redraws_while_it_runs(page) -> None:
     for label, value in [("M (experts)", 2), ("Epochs", 3), ("Batch size", 50)]:
         number_input(page, label, value)
     number_input(page, "Max samples", 150)
-    slider = page.get_by_role("slider")  # the speed control: 0.05 s per arrow press
-    slider.focus()
-    for _ in range(5):
-        slider.press("ArrowRight")
-    sync_api.expect(slider).to_have_value("0.25")
+    slow_down(page, 0.25)
     page.get_by_role("button", name="Start").click()
 
     progress = page.locator('[data-testid="stProgress"]')

@@ -12,7 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, number_input, streamlit_server
+from browser_support import (
+    RENDER_TIMEOUT_MS,
+    assert_no_exception,
+    number_input,
+    slow_down,
+    streamlit_server,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -155,11 +161,7 @@ def start_slow_job(page, compare: bool = False) -> None:
     still running whenever the test looks; `compare` starts two jobs."""
     open_train(page)
     number_input(page, "Epochs", 200)
-    slider = page.get_by_role("slider")  # the speed control: 0.05 s per arrow press
-    slider.focus()
-    for _ in range(2):
-        slider.press("ArrowRight")
-    sync_api.expect(slider).to_have_value("0.1")
+    slow_down(page, 0.1)
     if compare:
         page.locator("label").filter(has_text="Compare").click()
         sync_api.expect(page.get_by_role("switch", name="Compare")).to_be_checked()

@@ -5,13 +5,12 @@ nothing half-written left behind. Real saves, real safetensors files, a real 2-D
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_support import streamlit_settings
 from streamlit.testing.v1 import AppTest
 from tiny import TINY
 
@@ -188,14 +187,7 @@ def test_a_built_set_past_the_cache_limit_is_refused_and_not_written(
 
 
 def _upload_limit(env: dict[str, str]) -> str:
-    shown = subprocess.run(
-        [sys.executable, "-m", "streamlit", "config", "show"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    shown = streamlit_settings(env)
     (line,) = [line for line in shown.splitlines() if line.startswith("maxUploadSize")]
     return line
 
