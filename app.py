@@ -42,7 +42,8 @@ ICON = Path(__file__).resolve().parent / "assets" / "icons" / "hub.png"
 
 st.set_page_config(page_title="Mixture Lab", page_icon=str(ICON), layout="wide")
 PAGES = [
-    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:", default=True),
+    st.Page("app_pages/start.py", title="Start", icon=":material/school:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("app_pages/distributions.py", title="Cluster distributions", icon=":material/blur_on:"),
     st.Page("app_pages/maximize.py", title="Neuron maximization", icon=":material/psychology:"),
@@ -51,6 +52,7 @@ PAGES = [
         "app_pages/pretraining.py", title="Pretraining pipeline", icon=":material/account_tree:"
     ),
     st.Page("app_pages/experts.py", title="Experts & latent walks", icon=":material/gesture:"),
+    st.Page("app_pages/your_data.py", title="Your data", icon=":material/upload_file:"),
     st.Page("app_pages/classroom.py", title="Classroom", icon=":material/groups:"),
 ]
 try:

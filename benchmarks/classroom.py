@@ -197,7 +197,7 @@ async def number_input(page, label: str, value: int) -> None:
 
 
 async def open_train_page(page, url: str) -> None:
-    await page.goto(url + "/")
+    await page.goto(url + "/train")
     await page.get_by_role("heading", name="Train").first.wait_for()
     await page.get_by_role("button", name="Start").wait_for()
 

@@ -63,7 +63,7 @@ def _radio(label: str) -> Callable:
 
 
 CASES = [
-    PageCase("/", "Train", "", _start),
+    PageCase("/train", "Train", "", _start),
     PageCase("/latent", "Latent space", "moa_plus"),
     PageCase("/distributions", "Cluster distributions", "", _start),
     PageCase("/maximize", "Neuron maximization", "moa_plus"),

@@ -19,7 +19,8 @@ from benchmarks.browser import (  # noqa: F401  (what the browser tests import f
 )
 
 PAGES = {  # URL → the page's title (its heading once it has run)
-    "/": "Train",
+    "/": "Mixture Lab",
+    "/train": "Train",
     "/latent": "Latent space",
     "/distributions": "Cluster distributions",
     "/maximize": "Neuron maximization",
@@ -27,6 +28,7 @@ PAGES = {  # URL → the page's title (its heading once it has run)
     "/pretraining": "Pretraining pipeline",
     "/experts": "Experts & latent walks",
     "/classroom": "Classroom",
+    "/your_data": "Your data",
 }
 RENDER_TIMEOUT_MS = 180_000  # the first Latent page waits for UMAP's compile and a model pass
 

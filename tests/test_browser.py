@@ -31,7 +31,7 @@ def app_url(saved_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def test_every_page_loads_without_exceptions(page) -> None:
-    page.goto("/")
+    page.goto("/train")
     page.get_by_role("button", name="Start").wait_for()
     assert "Device:" in page.locator('[data-testid="stSidebar"]').inner_text()
     page.get_by_text("Lesson:").first.click()  # open the lesson: its formulas must typeset
@@ -132,7 +132,7 @@ def test_uploading_a_pickle_shows_a_one_line_error(page) -> None:
 
 
 def test_training_redraws_while_it_runs(page) -> None:
-    page.goto("/")
+    page.goto("/train")
     page.get_by_role("button", name="Start").wait_for()
     for label, value in [("M (experts)", 2), ("Epochs", 3), ("Batch size", 50)]:
         number_input(page, label, value)

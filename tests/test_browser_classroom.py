@@ -102,7 +102,7 @@ def wait_until(check, timeout: float, what) -> None:
 
 
 def open_train(page) -> None:
-    page.goto("/")
+    page.goto("/train")
     page.get_by_role("button", name="Start").wait_for(timeout=RENDER_TIMEOUT_MS)
 
 

@@ -98,7 +98,7 @@ def test_a_wrong_code_says_so_in_one_line_and_opens_nothing(page) -> None:
 
 
 def test_the_right_code_opens_the_lab_and_a_reload_keeps_it_open(page, browser, app_url) -> None:
-    page.goto("/")
+    page.goto("/train")
     code_field(page).wait_for(timeout=RENDER_TIMEOUT_MS)
     enter(page, CODE)
     in_the_lab(page)
@@ -122,7 +122,7 @@ def test_the_right_code_opens_the_lab_and_a_reload_keeps_it_open(page, browser, 
     other = browser.new_context(base_url=app_url)
     try:
         fresh = other.new_page()
-        fresh.goto("/")
+        fresh.goto("/train")
         fresh.get_by_role("heading", name="Mixture Lab").wait_for(timeout=RENDER_TIMEOUT_MS)
         at_the_door(fresh)
         other.add_cookies([{"name": "moa_door", "value": kept["moa_door"], "url": app_url}])
@@ -134,7 +134,7 @@ def test_the_right_code_opens_the_lab_and_a_reload_keeps_it_open(page, browser, 
 
 
 def test_the_code_never_reaches_the_server_log(page, log_dir: Path) -> None:
-    page.goto("/")
+    page.goto("/train")
     code_field(page).wait_for(timeout=RENDER_TIMEOUT_MS)
     enter(page, WRONG)
     sync_api.expect(page.locator('[data-testid="stAlertContentError"]')).to_have_count(1)

@@ -22,7 +22,7 @@ def app_url(pipeline_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_both_pages_load_from_the_navigation(page) -> None:
-    page.goto("/")
+    page.goto("/train")
     page.get_by_role("button", name="Start").wait_for()
 
     page.get_by_role("link", name="Pretraining pipeline").click()

@@ -36,7 +36,7 @@ def choose_model(page, model_type: str) -> None:
 def test_changing_the_model_sets_its_family_settings_without_a_server_warning(
     page, log_dir: Path
 ) -> None:
-    page.goto("/")
+    page.goto("/train")
     page.get_by_text("Slow down (seconds per batch)").wait_for(timeout=RENDER_TIMEOUT_MS)
     choose_model(page, "neural_em")
     # Neural EM's own batch size (paper 004: 128) replaces the page's default.

@@ -1,0 +1,69 @@
+"""A view's state in the URL query (`st.query_params`), so a copied link opens the same view.
+
+Before a widget is drawn, `url_choice` / `url_number` / `url_flag` / `url_list` give the value
+the link asks for (checked by `moa_core.view_state`), to pass as the widget's default; after
+the widget, `publish(param=value, …)` writes the current value back so the address bar always
+holds the view. A bad or stale value falls back to the default and adds a phrase to one line
+at the top of the page (`start_page` draws its placeholder). Not a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+import streamlit as st
+
+from moa_core import view_state
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+_NOTE = "_url_note"  # this run's (placeholder, phrases) for the one-line note
+
+
+def start_page() -> None:
+    """Call once near the top of a page: where the link's one-line note goes."""
+    st.session_state[_NOTE] = (st.empty(), [])
+
+
+def _noted(result: tuple[T, str | None]) -> T:
+    value, problem = result
+    if problem:
+        placeholder, phrases = st.session_state.get(_NOTE) or (st.empty(), [])
+        if problem not in phrases:
+            phrases.append(problem)
+        placeholder.info(f"This link's {'; '.join(phrases)}: showing the default instead.")
+    return value
+
+
+def _raw(param: str) -> str | None:
+    return st.query_params.get(param)
+
+
+def url_choice(param: str, options: Sequence[T], default: T) -> T:
+    return _noted(view_state.choice(param, _raw(param), options, default))
+
+
+def url_index(param: str, options: Sequence[T], default: T) -> int:
+    """`url_choice` as the index a selectbox or radio takes."""
+    return list(options).index(url_choice(param, options, default))
+
+
+def url_number(param: str, low: N, high: N, default: N) -> N:
+    return _noted(view_state.number(param, _raw(param), low, high, default))
+
+
+def url_flag(param: str, default: bool) -> bool:
+    return _noted(view_state.flag(param, _raw(param), default))
+
+
+def url_list(param: str, options: Sequence[T], default: list[T]) -> list[T]:
+    return _noted(view_state.subset(param, _raw(param), options, default))
+
+
+def publish(**values: object) -> None:
+    """Write the view's current values into the address bar (only those that changed)."""
+    for param, value in values.items():
+        text = view_state.as_text(value)
+        if st.query_params.get(param) != text:
+            st.query_params[param] = text
