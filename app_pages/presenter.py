@@ -36,6 +36,6 @@ def settings_box(label: str = "Settings") -> AbstractContextManager:
     return st.container()
 
 
-def chart(fig: go.Figure, **kwargs) -> None:
-    """`st.plotly_chart`, enlarged for a projector when presenting."""
-    st.plotly_chart(fig, **kwargs)
+def chart(fig: go.Figure, where=None, **kwargs) -> None:
+    """`where.plotly_chart` (default `st`), enlarged for a projector when presenting."""
+    (where or st).plotly_chart(fig, **kwargs)
