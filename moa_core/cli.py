@@ -1,4 +1,5 @@
-"""Headless `moa train / eval / list`: one JSON line per result, one line per error (exit 2)."""
+"""Headless `moa train / eval / list / export`: one JSON line per result, one line per error
+(exit 2)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", default="train", choices=("train", "test"))
     ev.add_argument("--device", default="auto")
     sub.add_parser("list", help="list saved runs")
+    export = sub.add_parser("export", help="write a run as one HTML page that opens offline")
+    export.add_argument("run", help="a checkpoint file, a saved run's id or gallery/NAME")
+    export.add_argument("--html", type=Path, required=True, help="the page to write")
+    export.add_argument("--device", default="auto")
     return parser
 
 
@@ -87,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         **{key: value for key, value in flags.items() if value is not None},
     }
     if args.out is not None:
-        _check_writable(args.out)  # fail now, not after the whole training
+        _check_writable(args.out, "--out", ".safetensors")  # fail now, not after the whole training
     if _pretrains(args.model, overrides):
         return _train_pipeline(args, overrides)
     run = train_model(args.model, args.dataset, overrides)
@@ -132,17 +137,17 @@ def _saved(args: argparse.Namespace, run: TrainedRun, meta: dict) -> dict:
     }
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, flag: str, suffix: str) -> None:
     if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name ending in .safetensors")
+        raise UsageError(f"{flag} {out} is a folder; give a file name ending in {suffix}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UsageError(f"cannot create the folder for --out {out}: {err.strerror}") from None
+        raise UsageError(f"cannot create the folder for {flag} {out}: {err.strerror}") from None
     try:  # a real trial write: permissions alone miss read-only and special file systems
         tempfile.TemporaryFile(dir=out.parent).close()
     except OSError as err:
-        raise UsageError(f"cannot write --out {out}: {err.strerror}") from None
+        raise UsageError(f"cannot write {flag} {out}: {err.strerror}") from None
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
@@ -194,10 +199,19 @@ def cmd_list(_: argparse.Namespace) -> list[dict]:
     ]
 
 
+def cmd_export(args: argparse.Namespace) -> dict:
+    from moa_core.export import export_run  # the figure modules: ~0.5 s no other command needs
+
+    _check_writable(args.html, "--html", ".html")  # fail now, not after the figures
+    done = export_run(args.run, args.html, args.device)
+    return {"run": done.run, "html": str(done.html), "bytes": done.bytes, "seconds": done.seconds}
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
-        command = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list}[args.command]
+        commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "export": cmd_export}
+        command = commands[args.command]
         result = command(args)
     except (
         UsageError,

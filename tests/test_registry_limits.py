@@ -170,13 +170,14 @@ def test_a_built_set_past_the_cache_limit_is_refused_and_not_written(
 ) -> None:
     """The write a finished build ends with (the build itself is tested in test_data.py):
     ~60 kB of points, as digits2d's, against a 1 kB cache."""
-    from moa_core.data.bottleneck import _write_atomic, cache_path
+    from moa_core.data.bottleneck import cache_path
+    from moa_core.data.cache import write_atomic
 
     monkeypatch.setenv("MOA_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("MOA_CACHE_MAX_MB", "0.001")
     points = np.random.default_rng(0).normal(size=(3600, 2)).astype(np.float32)
     with pytest.raises(DatasetError) as info:
-        _write_atomic(cache_path("digits2d"), {"x": points, "y": np.zeros(3600, np.int64)})
+        write_atomic(cache_path("digits2d"), {"x": points, "y": np.zeros(3600, np.int64)})
     message = str(info.value)
     assert "\n" not in message
     assert "MOA_CACHE_MAX_MB=0.001" in message and "for this set" in message

@@ -10,11 +10,8 @@ line and writes nothing).
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import threading
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moa_core.data.cache import cache_dir, check_cache_room, write_atomic
 from moa_core.data.dataset import Dataset, DatasetError, RawSplit
-from moa_core.limits import env_number, size_text
 
 BOTTLENECK_SETS = {"digits2d": "digits", "mnist2d": "mnist", "usps2d": "usps"}
 FORMAT_VERSION = 1  # bump when the recipe changes, so stale caches are rebuilt
@@ -33,27 +30,10 @@ EPOCHS, MIN_STEPS, BATCH_SIZE, SEED = 8, 1000, 128, 0
 # One lock per set: two jobs asking for one set build it once, and a set being built (a
 # minute for MNIST) holds up neither another set's build nor the loading of a built one.
 _BUILD_LOCKS = {name: threading.Lock() for name in BOTTLENECK_SETS}
-# Builds of different sets finish apart, but "check the cache's size, move the file in" is one
-# step under this lock, so two of them never both squeeze past the limit.
-_WRITE_LOCK = threading.Lock()
-DEFAULT_CACHE_MAX_MB = 2048
-STALE_TEMP_SECONDS = 600  # a temp file this old was left by a killed build
 
 ImageLoader = Callable[[str, str], Dataset]
 Progress = Callable[[int, int], None]  # (training steps done, steps in all)
 PROGRESS_REPORTS = 50  # how many times a build reports its progress
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MOA_CACHE_DIR") or Path.home() / ".cache" / "moa_lab")
-
-
-def cache_max_bytes() -> float:
-    """`MOA_CACHE_MAX_MB` in bytes (unset or blank: 2048 MB); a bad value is a DatasetError."""
-    try:
-        return env_number("MOA_CACHE_MAX_MB", DEFAULT_CACHE_MAX_MB) * 2**20
-    except ValueError as err:
-        raise DatasetError(str(err)) from None
 
 
 def cache_path(name: str) -> Path:
@@ -77,8 +57,8 @@ def build_bottleneck(
         return path
     with _BUILD_LOCKS[name]:
         if not path.exists():
-            _check_cache_room(path.parent, 0)  # a full cache: refused before a minute of training
-            _write_atomic(path, build_points(BOTTLENECK_SETS[name], load_images, on_progress))
+            check_cache_room(0)  # a full cache: refused before a minute of training
+            write_atomic(path, build_points(BOTTLENECK_SETS[name], load_images, on_progress))
     return path
 
 
@@ -169,60 +149,3 @@ def build_points(
 
 def _embed(net: BottleneckNet, x: torch.Tensor) -> np.ndarray:
     return torch.cat([net.encoder(chunk) for chunk in x.split(2048)]).numpy()
-
-
-def _write_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write to a hidden temp file beside `path`, then move it in if the cache has room;
-    otherwise (or on any error) remove the temp file, so no half-written file stays."""
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as handle:
-            tmp = Path(handle.name)
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        with _WRITE_LOCK:
-            _check_cache_room(path.parent, tmp.stat().st_size, exclude=tmp)
-            os.replace(tmp, path)
-    except OSError as err:
-        raise DatasetError(f"cannot write the 2-D point cache {path}: {err}") from None
-    finally:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-
-
-def _check_cache_room(folder: Path, new_bytes: int, exclude: Path | None = None) -> None:
-    """Raise DatasetError unless the cache folder's files plus `new_bytes` stay within
-    `MOA_CACHE_MAX_MB` (temp files of killed builds are removed first, when stale)."""
-    limit = cache_max_bytes()
-    used = _cache_usage(folder, exclude)
-    if used + new_bytes > limit or (new_bytes == 0 and used >= limit):
-        raw = os.environ.get("MOA_CACHE_MAX_MB", "").strip() or str(DEFAULT_CACHE_MAX_MB)
-        adding = f" + {size_text(new_bytes)} for this set" if new_bytes else ""
-        raise DatasetError(
-            f"the dataset cache {folder} is full: {size_text(used)} used{adding} "
-            f"(MOA_CACHE_MAX_MB={raw}); delete files there or raise the limit"
-        )
-
-
-def _cache_usage(folder: Path, exclude: Path | None) -> int:
-    """Bytes of the files under `folder`, after removing stale temp files of killed builds."""
-    used, now = 0, time.time()
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            file = Path(root, name)
-            if file == exclude:
-                continue
-            try:
-                info = file.stat()
-                if name.startswith(".") and name.endswith(".tmp"):
-                    if now - info.st_mtime > STALE_TEMP_SECONDS:
-                        file.unlink()
-                        continue
-                used += info.st_size
-            except OSError:
-                continue
-    return used

@@ -19,17 +19,41 @@ from moa_core.data.dataset import Dataset, DatasetError, RawSplit
 from moa_core.data.embedded import load_digits_split
 from moa_core.data.image_sets import IMAGE_SETS, load_image_split
 from moa_core.data.toy import TOY_NAMES, load_toy_split
+from moa_core.data.user_sets import PREFIX, UserSet, add_upload, find, load_user_set, user_sets
 
 SPLITS = ("train", "test")
 
 
 def dataset_names() -> list[str]:
+    """The built-in datasets (`user_set_names` lists the user's own)."""
     return sorted(["digits", *TOY_NAMES, *IMAGE_SETS, *BOTTLENECK_SETS])
 
 
 def point_set_names() -> list[str]:
-    """Datasets whose samples are 2-D points rather than images."""
+    """Built-in datasets whose samples are 2-D points rather than images."""
     return sorted([*TOY_NAMES, *BOTTLENECK_SETS])
+
+
+def user_datasets() -> list[UserSet]:
+    """The user's own sets (uploads and `MOA_DATA_DIR` folders), see `user_sets`."""
+    return user_sets(dataset_names())
+
+
+def user_set_names(kind: str | None = None) -> list[str]:
+    """Specs (`folder:NAME`) of the user's own sets, those of one `kind` if given."""
+    return [s.spec for s in user_datasets() if kind is None or s.kind == kind]
+
+
+def read_user_set(user_set: UserSet) -> RawSplit:
+    """A user set's stored samples (uint8 images, or points) without the float copy
+    `load_dataset` makes: for counts and previews of sets of any size."""
+    return load_user_set(user_set.name, dataset_names())
+
+
+def add_user_set(name: str, file_name: str, data: bytes) -> UserSet:
+    """Validate, convert and cache an uploaded zip or CSV as `folder:name` (one-line
+    DatasetError for anything wrong; nothing is written outside `MOA_CACHE_DIR`)."""
+    return add_upload(name, file_name, data, dataset_names())
 
 
 def unbuilt_point_set(spec: str) -> str | None:
@@ -48,7 +72,8 @@ def build_point_set(name: str, on_progress: Progress | None = None) -> None:
 
 
 def parse_spec(spec: str) -> tuple[str, list[int] | None]:
-    """Split a spec: "mnist:3,5" -> ("mnist", [3, 5]); "digits" -> ("digits", None).
+    """Split a spec: "mnist:3,5" -> ("mnist", [3, 5]); "digits" -> ("digits", None);
+    "folder:shapes:0,2" -> ("folder:shapes", [0, 2]).
 
     Names are case-insensitive; classes come back sorted without repeats.
     """
@@ -56,8 +81,12 @@ def parse_spec(spec: str) -> tuple[str, list[int] | None]:
         raise DatasetError("empty dataset spec (expected a name such as digits or mnist:3,5)")
     name, sep, classes = spec.strip().partition(":")
     name = name.strip().lower()
-    if name not in dataset_names():
-        raise DatasetError(f"unknown dataset '{name}' (known: {', '.join(dataset_names())})")
+    if name == PREFIX and sep:
+        user_name, sep, classes = classes.partition(":")
+        name = find(user_name.strip().lower(), dataset_names()).spec
+    elif name not in dataset_names():
+        known = ", ".join([*dataset_names(), *user_set_names()])
+        raise DatasetError(f"unknown dataset '{name}' (known: {known})")
     if not sep:
         return name, None
     parts = [part.strip() for part in classes.split(",")]
@@ -112,10 +141,12 @@ HELD_OUT_FRACTION = 0.2
 def labelled_splits(spec: str, limit: int | None = None, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Train and test samples for a classifier, `limit` and `seed` applying to the train side.
 
-    The embedded digits have no test split ("test" is "train"), so a fixed fifth of them
-    (the same for every seed) is held out as the test side and never trained on.
+    The embedded digits and the user's own sets have no test split ("test" is "train"), so
+    a fixed fifth of them (the same for every seed) is held out as the test side and never
+    trained on.
     """
-    if parse_spec(spec)[0] != "digits":
+    name = parse_spec(spec)[0]
+    if name != "digits" and not name.startswith(f"{PREFIX}:"):
         return load_dataset(spec, "train", limit=limit, seed=seed), load_dataset(spec, "test")
     whole = load_dataset(spec, "train")
     held_out = np.random.default_rng(0).random(len(whole)) < HELD_OUT_FRACTION
@@ -141,6 +172,8 @@ def _load_raw(name: str, split: str, seed: int) -> RawSplit:
         return load_toy_split(name, split, seed)
     if name in BOTTLENECK_SETS:
         return load_bottleneck_split(name, split, load_dataset)
+    if name.startswith(f"{PREFIX}:"):
+        return load_user_set(name.partition(":")[2], dataset_names())
     return load_image_split(name, split)
 
 

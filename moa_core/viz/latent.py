@@ -160,11 +160,8 @@ _SCRIPT = """
 })();
 """
 
-_PAGE = """<!DOCTYPE html>
-<html>
-<head>
-<meta charset="utf-8">
-<style>
+# The panels' style: `latent_html` puts it in its own page; `moa export` in the run's page.
+LATENT_CSS = """
   body { margin: 0; font-family: "Source Sans Pro", sans-serif; color: #262730; }
   /* Explicit grid tracks: the plot measures its width while the page is still parsing. */
   .moa-row { display: grid; grid-template-columns: minmax(0, 1fr) 180px; gap: 12px; }
@@ -177,10 +174,9 @@ _PAGE = """<!DOCTYPE html>
   #moa-selection-count { font-size: 14px; margin: 6px 0; }
   #moa-selection-grid { max-height: __GRID_HEIGHT__px; overflow-y: auto; line-height: 0; }
   .moa-thumb { width: 48px; height: 48px; margin: 1px; image-rendering: pixelated; }
-</style>
-</head>
-<body>
-<div class="moa-row">
+""".replace("__GRID_HEIGHT__", str(SELECTION_HEIGHT))
+
+_BODY = """<div class="moa-row">
   <div class="moa-side">
     <div class="moa-side-title">Hovered point</div>
     <img id="moa-hover-img" alt="image of the hovered point">
@@ -190,9 +186,22 @@ _PAGE = """<!DOCTYPE html>
 </div>
 <div id="moa-selection-count">Drag a box (or pick the lasso in the toolbar) to select points.</div>
 <div id="moa-selection-grid"></div>
-</body>
-</html>
 """
+
+
+def latent_body(fig: go.Figure, include_plotlyjs: bool = True) -> str:
+    """The figure, its hover image panel and selection grid, styled by `LATENT_CSS`;
+    without plotly.js when the page around it already holds a copy."""
+    script = _SCRIPT.replace("__MAX_IMAGES__", json.dumps(MAX_GRID_IMAGES))
+    plot = fig.to_html(
+        full_html=False,
+        include_plotlyjs=include_plotlyjs,
+        post_script=script,
+        config={"displaylogo": False, "scrollZoom": False, "responsive": True},
+        default_width="100%",
+        default_height=f"{fig.layout.height or PLOT_HEIGHT}px",
+    )
+    return _BODY.replace("__PLOT__", plot)
 
 
 def latent_html(fig: go.Figure) -> str:
@@ -200,17 +209,10 @@ def latent_html(fig: go.Figure) -> str:
 
     Show it with `st.iframe(html, height=latent_html_height())`.
     """
-    script = _SCRIPT.replace("__MAX_IMAGES__", json.dumps(MAX_GRID_IMAGES))
-    plot = fig.to_html(
-        full_html=False,
-        include_plotlyjs=True,
-        post_script=script,
-        config={"displaylogo": False, "scrollZoom": False, "responsive": True},
-        default_width="100%",
-        default_height=f"{fig.layout.height or PLOT_HEIGHT}px",
+    return (
+        '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
+        f"<style>{LATENT_CSS}</style>\n</head>\n<body>\n{latent_body(fig)}</body>\n</html>\n"
     )
-    page = _PAGE.replace("__GRID_HEIGHT__", str(SELECTION_HEIGHT))
-    return page.replace("__PLOT__", plot)
 
 
 def latent_html_height(fig: go.Figure) -> int:
