@@ -7,7 +7,7 @@ PORT    ?= 8501
 ACCESS_CODE ?=
 SHARED_DATA := $(abspath ../shared/data)
 
-.PHONY: install chromium app dev test lint bench lock
+.PHONY: install chromium app dev test lint bench lock gallery
 
 # constraints.txt pins every package to the version the tests passed with (`make lock`).
 $(STAMP): pyproject.toml constraints.txt
@@ -58,3 +58,7 @@ lock:
 
 bench: install
 	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m benchmarks.run
+
+# Retrain the bundled runs (assets/checkpoints, assets/gallery/ thumbnails): seeded, on the CPU.
+gallery: install
+	$(PY) -m moa_core.gallery_build

@@ -1,4 +1,5 @@
-"""Mixture Lab: `streamlit run app.py`. Routes to the pages and shows the device in the sidebar.
+"""Mixture Lab: `streamlit run app.py`. Routes to the pages; the sidebar shows the device and
+the presenter-mode switch (`app_pages/presenter.py`).
 
 On a shared server every page sits behind the door (`MOA_ACCESS_CODE`), and each browser is
 known by a cookie so its jobs survive a reload (`app_pages/session.py`).
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import session
+from app_pages import presenter, session
 from moa_core.analysis import embedding
 from moa_core.device import describe_device, resolve_device
 from moa_core.train import trainer
@@ -68,4 +69,6 @@ page = st.navigation(PAGES)
 session.remember()
 st.fragment(run_every=session.HEARTBEAT_SECONDS)(session.heartbeat)()
 st.sidebar.markdown(f"**Device:** {device_label()}  \n**You:** {session.browser_name()}")
+presenter.sidebar_switch()
+presenter.style()
 page.run()

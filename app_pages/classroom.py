@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import session
+from app_pages import presenter, session
 from app_pages.job_panel import poll_seconds, queue_place
 from moa_core import ui_state
 from moa_core.train.jobs import Job, job_manager
@@ -76,6 +76,10 @@ st.caption(
     "Everyone shares this server's training slots; a browser's second job never starts before "
     "every other waiting browser's first. Your jobs stay yours when you reload the page."
 )
-if session.teacher_login():
+teacher = session.is_teacher()
+if not teacher:
+    with presenter.settings_box("Teacher's code"):  # not typed in front of the class
+        teacher = session.teacher_login()
+if teacher:
     st.success("Teacher's view: every job, with a Stop for each.")
 live()

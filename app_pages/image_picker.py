@@ -1,5 +1,6 @@
 """One input image for a model, chosen three ways (not a page): a dataset image, an uploaded
-file of any size or colour mode, or a digit drawn on a canvas."""
+file of any size or colour mode, or a digit drawn on a canvas. A dataset image's number can
+live in the URL; an upload or a drawing cannot travel in a link."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from app_pages import url_state
 from moa_core.data import Dataset
 from moa_core.image_input import (
     ImageInputError,
@@ -28,24 +30,32 @@ def first_of_class(data: Dataset, slot: int) -> int:
     return int(np.flatnonzero(labels == wanted)[0])
 
 
-def pick_image(slot: int, data: Dataset, prefix: str) -> tuple[np.ndarray, str] | None:
-    """The widgets for input `slot`; (image [C, H, W], caption) or None with a message shown."""
+def pick_image(
+    slot: int, data: Dataset, prefix: str, param: str | None = None
+) -> tuple[np.ndarray, str] | None:
+    """The widgets for input `slot`; (image [C, H, W], caption) or None with a message shown.
+    With `param`, a dataset image's number is read from and written to the URL."""
     channels, size, _ = data.image_shape or (1, 16, 16)
     key = f"{prefix}{slot}_"
     source = st.radio(
         f"Input {slot + 1}", (DATASET, UPLOAD, DRAW), horizontal=True, key=f"{key}source"
     )
     if source == DATASET:
+        default = first_of_class(data, slot)
         index = st.number_input(
             "Image number",
             0,
             len(data) - 1,
-            first_of_class(data, slot),
+            url_state.url_number(param, 0, len(data) - 1, default) if param else default,
             key=f"{key}index",
             help=f"0 … {len(data) - 1} of `{data.name}`",
         )
+        if param:
+            url_state.publish(**{param: int(index)})
         name = data.names_by_label[int(data.y[int(index)])]
         return data.x[int(index)].numpy(), f"{data.name} #{int(index)} (class {name})"
+    if param:
+        url_state.forget(param)  # an upload or a drawing cannot travel in a link
     if source == UPLOAD:
         upload = st.file_uploader(
             "Image file", key=f"{key}upload", help="Any size or colour mode; it is converted."

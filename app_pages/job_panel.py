@@ -8,9 +8,12 @@ it started again, and only this browser may steer them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 import streamlit as st
 
-from app_pages import session
+from app_pages import session, url_state
 from moa_core import ui_state
 from moa_core.data import build_point_set, data_dir, unbuilt_point_set
 from moa_core.data.bottleneck import BOTTLENECK_SETS
@@ -166,6 +169,32 @@ def _watch_build(job: Job) -> None:
     job_progress(job, f"Building {name}", done / total, running, "Stop building")
 
 
+def seed_settings(
+    prefix: str, settings: type[ui_state.PageSettings], from_link: Callable[[], Any]
+) -> None:
+    """A training page's widgets start once, through the session, from what the link asks
+    for (`from_link()`, a `settings` checked by `url_state`), read only while a widget is new:
+    the widgets get no `value`, since one given a value and a session-set key (the family
+    presets, the lesson demo) makes Streamlit warn."""
+    if all(key in st.session_state for key in settings().as_mapping(prefix)):
+        return
+    for key, value in from_link().as_mapping(prefix).items():
+        st.session_state.setdefault(key, value)
+
+
+def publish_settings(prefix: str, params: Mapping[str, str]) -> None:
+    """The address bar holds the page's settings (`params`: field → query parameter), so a
+    copied link opens the same page."""
+    url_state.publish(**{param: st.session_state[prefix + f] for f, param in params.items()})
+
+
+def show_scores(metrics: dict[str, Any]) -> None:
+    """A run's headline scores as a row of tiles."""
+    tiles = ui_state.score_tiles(metrics)
+    for column, (label, value) in zip(st.columns(len(tiles)), tiles, strict=True):
+        column.metric(label, value)
+
+
 class JobPanel:
     def __init__(self, prefix: str) -> None:
         self.key = f"{prefix}job_ids"
@@ -261,8 +290,5 @@ class JobPanel:
 
     def results(self, job: Job) -> None:
         metrics = ui_state.final_metrics(job)
-        if metrics is None:
-            return
-        tiles = ui_state.score_tiles(metrics)
-        for column, (label, value) in zip(st.columns(len(tiles)), tiles, strict=True):
-            column.metric(label, value)
+        if metrics is not None:
+            show_scores(metrics)

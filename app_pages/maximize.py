@@ -2,7 +2,8 @@
 least and the input synthesized to excite it (paper 004, Fig. 8).
 
 The ranking is one pass over the data and shows at once; the synthesis runs as a job in a
-worker thread and a polling fragment draws its images as they improve.
+worker thread and a polling fragment draws its images as they improve. The run, the units and
+the synthesis settings live in the URL.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
-from app_pages import session
+from app_pages import presenter, session, url_state
 from app_pages.checkpoint_picker import pick_image_run
 from app_pages.job_panel import job_progress, poll_seconds, show_start_problem, submit
 from moa_core.analysis.maximize import (
@@ -33,6 +34,9 @@ from moa_core.viz.images import image_grid, png_bytes
 from moa_core.viz.maximize import activation_figure, maximization_grid
 
 PREFIX = "max_"
+DEFAULT_RUN = "gallery/multipath_cc_reg"
+STEPS_LOW, STEPS_HIGH, STEPS_STRIDE = 32, 512, 32  # the synthesis steps slider
+MAX_SEED = 1_000_000
 TOP_K = 10
 POLL_SECONDS = 1.0
 RANKINGS = f"{PREFIX}rankings"  # session cache: (run id, units) → Ranking
@@ -167,7 +171,7 @@ def show(
             right.image(image_grid(synthesis.images[row : row + 1], 1, scale, 2), width="stretch")
     if synthesis is None:
         return
-    st.plotly_chart(
+    presenter.chart(
         activation_figure(
             synthesis.history,
             ranking.best_dataset_scores,
@@ -188,31 +192,45 @@ def show(
 
 
 st.title("Neuron maximization")
+url_state.start_page()
 with st.expander(lesson_title("maximize")):
     st.markdown(lesson_text("maximize"))
 choice, checkpoint, data = pick_image_run(
-    PREFIX, "train an image model on the Train page and press **Save as run**"
+    PREFIX, "train an image model on the Train page and press **Save as run**", DEFAULT_RUN
 )
 
 model = checkpoint.model
 choices = unit_choices(model, data.x[:2].to(next(model.parameters()).device))
-c0, c1, c2, c3 = st.columns([3, 2, 2, 1])
-units = choices[
-    c0.selectbox(
+unit_ids = range(len(choices))
+with presenter.settings_box():
+    c0, c1, c2, c3 = st.columns([3, 2, 2, 1])
+    unit_id = c0.selectbox(
         "Units",
-        range(len(choices)),
+        unit_ids,
+        index=url_state.url_index("units", unit_ids, 0),
         format_func=lambda i: choices[i].label,
         key="max_units",
         help="A routing gate's units are its pre-softmax scores a_ij (paper 003, Fig. 3.8).",
     )
-]
-steps = c1.slider("Synthesis steps", 32, 512, SynthesisSettings().steps, step=32, key="max_steps")
-fourier = c2.toggle(
-    "Fourier image",
-    key="max_fourier",
-    help="Optimize the image's spectrum scaled by 1/frequency²: smoother, bolder strokes.",
-)
-seed = c3.number_input("Seed", 0, 1_000_000, 0, key="max_seed")
+    steps = c1.slider(
+        "Synthesis steps",
+        STEPS_LOW,
+        STEPS_HIGH,
+        url_state.url_number("steps", STEPS_LOW, STEPS_HIGH, SynthesisSettings().steps),
+        step=STEPS_STRIDE,
+        key="max_steps",
+    )
+    fourier = c2.toggle(
+        "Fourier image",
+        url_state.url_flag("fourier", False),
+        key="max_fourier",
+        help="Optimize the image's spectrum scaled by 1/frequency²: smoother, bolder strokes.",
+    )
+    seed = c3.number_input(
+        "Seed", 0, MAX_SEED, url_state.url_number("seed", 0, MAX_SEED, 0), key="max_seed"
+    )
+url_state.publish(units=unit_id, steps=int(steps), fourier=bool(fourier), seed=int(seed))
+units = choices[unit_id]
 settings = SynthesisSettings(steps=int(steps), fourier=bool(fourier), seed=int(seed))
 
 ranking = ranking_for(choice.run_id, model, data, units)
@@ -255,7 +273,7 @@ else:
     st.download_button(
         "Download the grid (PNG)",
         lambda: png_bytes(maximization_grid(top, bottom, synthesis.images, 3)),  # on click
-        file_name=f"maximization_{choice.run_id}.png",
+        file_name=f"maximization_{choice.file_stem}.png",
         mime="image/png",
         key=f"{PREFIX}png",
     )

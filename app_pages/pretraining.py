@@ -9,8 +9,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from app_pages import session
-from app_pages.checkpoint_picker import pick_checkpoint
+from app_pages import presenter, session, url_state
+from app_pages.checkpoint_picker import RUN_PARAM, pick_checkpoint
 from app_pages.job_panel import (
     job_progress,
     poll_seconds,
@@ -23,6 +23,7 @@ from moa_core.analysis.cluster_finder import SELECTIONS, umap_neighbors
 from moa_core.analysis.health import collapse_message
 from moa_core.analysis.latent_size import CLUSTERING, RECONSTRUCTION
 from moa_core.checkpoint import CheckpointError, save_run
+from moa_core.gallery import gallery_id
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train import pretraining as steps
 from moa_core.train.jobs import Job, JobSpec, Work, job_manager
@@ -42,6 +43,7 @@ SUBMITTED = f"{PREFIX}submitted"  # ids of the jobs this session submitted
 STEP_ORDER = ("size", "clusters", "manager", "mixture")
 POLL_SECONDS = 1.0
 RUN_HERE, SAVED = "Run it here", "A saved run"
+DEFAULT_RUN = gallery_id("moe_vae_digits")  # the gallery's MoE-VAE, with its pipeline record
 MANAGER_FIX = (
     "A MoE-VAE trained from this manager starts with its other experts idle. Try: more "
     "manager epochs, or more VAE epochs so HDBSCAN's clusters are whole classes."
@@ -52,7 +54,7 @@ def widgets() -> tuple[str, PretrainSettings, dict[str, Any]]:
     """The dataset, the pretraining settings and the final training's settings."""
     d = PretrainSettings()
     datasets = ui_state.image_datasets()
-    with st.container(border=True):
+    with presenter.settings_box(), st.container(border=True):
         c = st.columns(4)
         spec = c[0].selectbox("Dataset", datasets, datasets.index("digits"), key=f"{PREFIX}data")
         samples = c[1].number_input(
@@ -177,7 +179,7 @@ def run_step(step: str, key: tuple, label: str, epochs: int, work: Work) -> Any 
 
 
 def show_size(size: steps.SizeFinding) -> None:
-    st.plotly_chart(
+    presenter.chart(
         explained_variance_figure(size.latent.cumulative, size.latent.size), key=f"{PREFIX}ev"
     )
     st.markdown(
@@ -190,7 +192,7 @@ def show_size(size: steps.SizeFinding) -> None:
 
 def show_clusters(size: steps.SizeFinding, search: steps.ClusterSearch) -> None:
     scores = search.summary.scores
-    st.plotly_chart(
+    presenter.chart(
         cluster_figure(np.asarray(search.summary.points), search.clusters.k),
         key=f"{PREFIX}umap",
     )
@@ -205,22 +207,24 @@ def show_record(record: PipelineRecord, final_acc: float | None) -> None:
     """The manager's agreement and Tables II–IV (for a fresh run and a saved one alike)."""
     k = record.k_found
     c1, c2 = st.columns(2)
-    c1.plotly_chart(
+    presenter.chart(
         confusion_figure(
             record.confusion_clusters,
             cluster_names(k),
             cluster_names(k),
             f"Manager vs HDBSCAN labels (agreement {record.manager_agreement:.3f})",
         ),
+        c1,
         key=f"{PREFIX}conf_hdb",
     )
-    c2.plotly_chart(
+    presenter.chart(
         confusion_figure(
             record.confusion_classes,
             record.class_names,
             cluster_names(k),
             f"Manager vs true classes (ACC {record.manager_acc:.3f})",
         ),
+        c2,
         key=f"{PREFIX}conf_true",
     )
     collapsed = collapse_message(
@@ -341,7 +345,8 @@ def save(mixture: PipelineRun) -> None:
 
 
 def saved_run() -> None:
-    choice = pick_checkpoint(PREFIX, "run the pipeline here and press **Save as run**")
+    hint = "run the pipeline here and press **Save as run**"
+    choice = pick_checkpoint(PREFIX, hint, DEFAULT_RUN, kind="image")
     try:
         checkpoint = choice.load(torch.device("cpu"))  # the record needs no data, no GPU
         raw = checkpoint.meta.get("pretraining")
@@ -355,18 +360,22 @@ def saved_run() -> None:
     except (CheckpointError, RecordError) as err:
         st.error(str(err))
         return
-    st.plotly_chart(
+    presenter.chart(
         explained_variance_figure(record.explained, record.latent_size), key=f"{PREFIX}ev"
     )
-    st.plotly_chart(cluster_figure(np.asarray(record.points), record.k_found), key=f"{PREFIX}umap")
+    presenter.chart(cluster_figure(np.asarray(record.points), record.k_found), key=f"{PREFIX}umap")
     show_record(record, checkpoint.meta.get("metrics", {}).get("acc"))
 
 
 st.title("Pretraining pipeline")
+url_state.start_page()
 with st.expander(lesson_title("pretraining")):
     st.markdown(lesson_text("pretraining"))
+# A link naming a run (a lesson card's) opens that run's recorded decisions.
+st.session_state.setdefault(f"{PREFIX}mode", SAVED if RUN_PARAM in st.query_params else RUN_HERE)
 source = st.radio("Source", (RUN_HERE, SAVED), horizontal=True, key=f"{PREFIX}mode")
 if source == RUN_HERE:
+    url_state.forget(RUN_PARAM)
     run_here()
 else:
     saved_run()

@@ -1,5 +1,8 @@
 """Routing: how a trained network routes an input through its parallel paths (paper 003,
-Fig. 3.7), and what its gates do over a dataset (Fig. 3.9, 3.10, 5.1)."""
+Fig. 3.7), and what its gates do over a dataset (Fig. 3.9, 3.10, 5.1).
+
+The run, the inputs (dataset image numbers), the histogram's gates and classes, the weights
+layer, the compared run and the open tab live in the URL."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ import streamlit as st
 import torch
 from torch import nn
 
-from app_pages.checkpoint_picker import choice_for, describe, load_with_data, pick_image_run
+from app_pages import presenter, url_state
+from app_pages.checkpoint_picker import choice_for, load_with_data, pick_image_run
 from app_pages.image_picker import pick_image
 from moa_core.analysis.gates import (
     all_gates,
@@ -18,10 +22,11 @@ from moa_core.analysis.gates import (
     same_gate_layout,
 )
 from moa_core.analysis.routing import gate_vectors, predictions, routing_views
-from moa_core.checkpoint import CheckpointError, list_runs
+from moa_core.checkpoint import CheckpointError
 from moa_core.data import DatasetError
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.metrics import dead_gate_fraction
+from moa_core.run_menu import counterparts, describe, run_menu
 from moa_core.viz.images import to_rgb_uint8
 from moa_core.viz.routing import (
     class_gate_histograms,
@@ -31,6 +36,13 @@ from moa_core.viz.routing import (
 )
 
 PREFIX = "route_"
+DEFAULT_RUN = "gallery/multipath_cc_reg"
+COUNTS = (1, 2, 3)  # inputs side by side
+TABS = {
+    "classes": "Class-wise gate histograms",
+    "weights": "Weights of parallel paths",
+    "vs": "With vs without regularization",
+}
 RESPONSE_SAMPLES = 150  # inputs shown in the regularized-vs-not response plot (Fig. 5.1)
 
 
@@ -41,10 +53,13 @@ def gates_over_data(run_id: str, _model: nn.Module, _x: torch.Tensor) -> list[np
 
 
 st.title("Routing")
+url_state.start_page()
 with st.expander(lesson_title("routing")):
     st.markdown(lesson_text("routing"))
 choice, checkpoint, data = pick_image_run(
-    PREFIX, "train multipath_cc on the Train page and press **Save as run** (mixtures work too)"
+    PREFIX,
+    "train multipath_cc on the Train page and press **Save as run** (mixtures work too)",
+    DEFAULT_RUN,
 )
 model = checkpoint.model
 device = next(model.parameters()).device
@@ -58,11 +73,20 @@ if not vectors:
     st.stop()
 
 st.subheader("Routing diagram")
-count = st.radio("Inputs side by side", (1, 2, 3), index=1, horizontal=True, key=f"{PREFIX}count")
-picked = []
-for slot, column in enumerate(st.columns(count)):
-    with column:
-        picked.append(pick_image(slot, data, PREFIX))
+with presenter.settings_box("Inputs"):
+    count = st.radio(
+        "Inputs side by side",
+        COUNTS,
+        index=url_state.url_index("inputs", COUNTS, 2),
+        horizontal=True,
+        key=f"{PREFIX}count",
+    )
+    url_state.publish(inputs=count)
+    url_state.forget(*(f"img{slot}" for slot in range(count, max(COUNTS))))
+    picked = []
+    for slot, column in enumerate(st.columns(count)):
+        with column:
+            picked.append(pick_image(slot, data, PREFIX, f"img{slot}"))
 chosen = [p for p in picked if p is not None]
 if chosen:
     images = torch.from_numpy(np.stack([image for image, _ in chosen])).to(device)
@@ -77,7 +101,7 @@ if chosen:
         left, right = st.columns([1, 6], vertical_alignment="center")
         left.image(to_rgb_uint8(image), caption=caption, width=120)
         left.markdown(f"**{guess.text}**")
-        right.plotly_chart(routing_diagram(layers))
+        presenter.chart(routing_diagram(layers), right)
 
 st.subheader("Gates over the dataset")
 gates = all_gates(vectors)
@@ -89,31 +113,32 @@ st.markdown(
     f"**{len(gates)} gates** in {len(vectors)} gate vectors; **{dead:.0%}** are dead on "
     f"`{data.name}` (below 0.1 or above 0.9 for every one of its {len(data)} images)."
 )
-by_class, by_path, by_run = st.tabs(
-    ["Class-wise gate histograms", "Weights of parallel paths", "With vs without regularization"]
-)
+by_class, by_path, by_run = url_state.url_tabs("tab", TABS, key=f"{PREFIX}tab")
 with by_class:
-    c1, c2 = st.columns(2)
-    picked_gates = c1.multiselect(
-        "Gates",
-        range(len(gates)),
-        default=[0, len(gates) - 1] if len(gates) > 1 else [0],
-        format_func=lambda g: gates[g].label,
-        key=f"{PREFIX}hist_gates",
-    )
-    picked_classes = c2.multiselect(
-        "Classes",
-        list(names),
-        default=list(names)[:4],
-        format_func=lambda c: names[c],
-        key=f"{PREFIX}hist_classes",
-    )
+    with presenter.settings_box():
+        c1, c2 = st.columns(2)
+        gate_ids = list(range(len(gates)))
+        picked_gates = c1.multiselect(
+            "Gates",
+            gate_ids,
+            default=url_state.url_list("gates", gate_ids, sorted({0, len(gates) - 1})),
+            format_func=lambda g: gates[g].label,
+            key=f"{PREFIX}hist_gates",
+        )
+        picked_classes = c2.multiselect(
+            "Classes",
+            list(names),
+            default=url_state.url_list("classes", list(names), list(names)[:4]),
+            format_func=lambda c: names[c],
+            key=f"{PREFIX}hist_classes",
+        )
+    url_state.publish(gates=picked_gates, classes=picked_classes)
     if picked_gates and picked_classes:
         chosen_gates = [gates[g] for g in picked_gates]
         per_class = class_gate_values(
             values, labels, {c: names[c] for c in picked_classes}, chosen_gates
         )
-        st.plotly_chart(class_gate_histograms(per_class))
+        presenter.chart(class_gate_histograms(per_class))
     else:
         st.info("Choose at least one gate and one class.")
 with by_path:
@@ -121,28 +146,45 @@ with by_path:
     if not layers:
         st.info(f"{checkpoint.config.model_type} has no parallel paths to compare.")
     else:
-        layer = st.selectbox("Layer", list(layers), key=f"{PREFIX}weights_layer")
-        st.plotly_chart(path_weight_histograms(layers[layer].cpu().numpy(), layer))
+        layer_names = list(layers)
+        numbers = range(len(layer_names))  # the URL names a layer by its number
+        with presenter.settings_box():
+            number = st.selectbox(
+                "Layer",
+                numbers,
+                index=url_state.url_index("layer", numbers, 0),
+                format_func=layer_names.__getitem__,
+                key=f"{PREFIX}weights_layer",
+            )
+        url_state.publish(layer=number)
+        layer = layer_names[number]
+        presenter.chart(path_weight_histograms(layers[layer].cpu().numpy(), layer))
 with by_run:
-    others = {
-        run.run_id: run
-        for run in list_runs()
-        if run.model_type == checkpoint.config.model_type
-        and run.meta.get("dataset") == checkpoint.meta.get("dataset")
-        and choice_for(run).run_id != choice.run_id
-    }
+    alike = counterparts(
+        run_menu("image"),
+        choice.listed_id,
+        checkpoint.config.model_type,
+        checkpoint.meta.get("dataset"),
+        "gate_reg",
+        getattr(checkpoint.config, "gate_reg", None),
+    )
+    others = {run.run_id: run for run in alike}  # the run with the other gate_reg first
     if not others:
         st.info(
             f"Save a second {checkpoint.config.model_type} run on `{data.name}` with the other "
             "gate regularization (Train page, **Compare** trains both) to compare them here."
         )
         st.stop()
-    other_id = st.selectbox(
-        "Compare with run",
-        list(others),
-        format_func=lambda r: describe(others[r]),
-        key=f"{PREFIX}other",
-    )
+    other_ids = list(others)
+    with presenter.settings_box():
+        other_id = st.selectbox(
+            "Compare with run",
+            other_ids,
+            index=url_state.url_index("vs", other_ids, other_ids[0]),
+            format_func=lambda r: describe(others[r]),
+            key=f"{PREFIX}other",
+        )
+    url_state.publish(vs=other_id)
     other_choice = choice_for(others[other_id])
     try:
         other, _ = load_with_data(other_choice.run_id, other_choice)
@@ -162,7 +204,7 @@ with by_run:
         f"{label}: {comparison.dead[label]:.0%} of gates dead": response
         for label, response in comparison.responses.items()
     }
-    st.plotly_chart(gate_response_figure(labelled, comparison.gate.label))
+    presenter.chart(gate_response_figure(labelled, comparison.gate.label))
     st.caption(
         f"{comparison.gate.label}, the gate that stays lowest in the run with more dead gates, "
         f"on the same {RESPONSE_SAMPLES} images of `{data.name}` (paper 003, Fig. 5.1)."

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import session
-from app_pages.job_panel import JobPanel, poll_seconds, show_dataset_problem
+from app_pages import presenter, session, url_state
+from app_pages.job_panel import (
+    JobPanel,
+    poll_seconds,
+    publish_settings,
+    seed_settings,
+    show_dataset_problem,
+)
 from moa_core import ui_state
 from moa_core.analysis.health import collapse_message
 from moa_core.checkpoint import CheckpointError, save_run
@@ -19,6 +25,30 @@ from moa_core.viz.training import loss_figure, metrics_figure, reconstruction_fi
 POLL_SECONDS = 1.0
 PREFIX = "train_"  # widget keys are PREFIX + TrainSettings field names
 GRID_WIDTH, GRID_HEIGHT = 480, 520  # pixel box for the grid: 16 px digits, 8 rows → 4×
+# Each number widget's range, which is also what a link may ask for.
+LIMITS = {
+    "num_clusters": (0, 30),
+    "epochs": (1, 500),
+    "batch_size": (2, 4096),
+    "max_samples": (0, 1_000_000),
+    "seed": (0, 1_000_000),
+    "lr": (1e-4, 1.0),
+}
+# The query parameter of each `TrainSettings` field in a shared link.
+PARAMS = {
+    "dataset": "dataset",
+    "classes": "classes",
+    "model_type": "model",
+    "num_clusters": "k",
+    "epochs": "epochs",
+    "lr": "lr",
+    "lr_schedule": "schedule",
+    "seed": "seed",
+    "batch_size": "batch",
+    "max_samples": "samples",
+    "compare": "compare",
+    "more": "more",
+}
 
 panel = JobPanel(PREFIX)  # this page's jobs in the process-wide job manager
 
@@ -32,12 +62,30 @@ def apply_learning_rate() -> None:
     panel.set_learning_rate(float(st.session_state[f"{PREFIX}lr"]))
 
 
-def init_settings() -> None:
-    """Every widget starts from `TrainSettings` once, through the session; the widgets get no
-    `value`, since one given a value and a session-set key (the family presets, the lesson
-    demo) makes Streamlit warn."""
-    for key, value in ui_state.TrainSettings().as_mapping(PREFIX).items():
-        st.session_state.setdefault(key, value)
+def link_settings() -> ui_state.TrainSettings:
+    """The link's settings, each checked: a bad one is the default and a phrase in the
+    page's one-line note. A link naming a model starts from its family's lr, epochs, batch."""
+    models = ui_state.image_model_types()
+    model = url_state.url_choice(PARAMS["model_type"], models, ui_state.TrainSettings.model_type)
+    family = ui_state.TrainSettings.of_family(model)
+
+    def number(field: str):
+        return url_state.url_number(PARAMS[field], *LIMITS[field], getattr(family, field))
+
+    return ui_state.TrainSettings(
+        dataset=url_state.url_choice(PARAMS["dataset"], ui_state.image_datasets(), family.dataset),
+        classes=st.query_params.get(PARAMS["classes"], family.classes),  # the page checks it
+        model_type=model,
+        num_clusters=number("num_clusters"),
+        lr=number("lr"),
+        lr_schedule=url_state.url_choice(PARAMS["lr_schedule"], LR_SCHEDULES, family.lr_schedule),
+        epochs=number("epochs"),
+        seed=number("seed"),
+        batch_size=number("batch_size"),
+        max_samples=number("max_samples"),
+        compare=url_state.url_flag(PARAMS["compare"], family.compare),
+        more=st.query_params.get(PARAMS["more"], family.more),  # the page checks it
+    )
 
 
 def run_demo(lesson: str) -> None:
@@ -75,7 +123,7 @@ def apply_family_settings() -> None:
 
 def settings_panel(locked: bool) -> str | None:
     """The widgets; returns the first problem of the dataset or the settings (one line)."""
-    with st.container(border=True):
+    with presenter.settings_box(), st.container(border=True):
         c1, c2, c3, c4 = st.columns(4)
         c1.selectbox(
             "Dataset",
@@ -107,30 +155,29 @@ def settings_panel(locked: bool) -> str | None:
         c1, c2, c3, c4, c5 = st.columns(5)
         c1.number_input(
             "M (experts)",
-            0,
-            30,
+            *LIMITS["num_clusters"],
             key=f"{PREFIX}num_clusters",
             disabled=locked or not ui_state.has_clusters(model_type),
             help="0: one expert per class of the chosen data (2 for classes 3,5). "
             "Classifiers have one output per class instead.",
         )
-        c2.number_input("Epochs", 1, 500, key=f"{PREFIX}epochs", disabled=locked)
-        c3.number_input("Batch size", 2, 4096, key=f"{PREFIX}batch_size", disabled=locked)
+        c2.number_input("Epochs", *LIMITS["epochs"], key=f"{PREFIX}epochs", disabled=locked)
+        c3.number_input(
+            "Batch size", *LIMITS["batch_size"], key=f"{PREFIX}batch_size", disabled=locked
+        )
         c4.number_input(
             "Max samples",
-            0,
-            1_000_000,
+            *LIMITS["max_samples"],
             step=100,
             key=f"{PREFIX}max_samples",
             disabled=locked,
             help="Train on a seeded random subset; 0 = all samples.",
         )
-        c5.number_input("Seed", 0, 1_000_000, key=f"{PREFIX}seed", disabled=locked)
+        c5.number_input("Seed", *LIMITS["seed"], key=f"{PREFIX}seed", disabled=locked)
         c1, c2, c3 = st.columns([2, 1, 3])
         c1.number_input(
             "Learning rate",
-            1e-4,
-            1.0,
+            *LIMITS["lr"],
             step=5e-4,
             format="%.4f",
             key=f"{PREFIX}lr",
@@ -180,7 +227,7 @@ def job_panels(job: Job, view: dict, comparing: bool, index: int = 0) -> list:
             if verdict:
                 slot.warning(verdict)
             figure = usage_figure({job.spec.label: usage}, first_color=index)
-            slot.plotly_chart(figure, key=f"usage_{job.id}")
+            presenter.chart(figure, slot, key=f"usage_{job.id}")
 
         panels.append(draw_usage)
     if "routing" in snapshot:
@@ -188,7 +235,7 @@ def job_panels(job: Job, view: dict, comparing: bool, index: int = 0) -> list:
         def draw_routing(slot) -> None:
             slot.caption("Routing of this input, redrawn after every epoch (see the Routing page).")
             slot.image(to_rgb_uint8(snapshot["inputs"][0]), width=64)
-            slot.plotly_chart(routing_diagram(snapshot["routing"]), key=f"routing_{job.id}")
+            presenter.chart(routing_diagram(snapshot["routing"]), slot, key=f"routing_{job.id}")
 
         panels.append(draw_routing)
     if "reconstructions" in snapshot:
@@ -203,7 +250,7 @@ def job_panels(job: Job, view: dict, comparing: bool, index: int = 0) -> list:
                 scale=max(1, min(8, fit)),
             )
             slot.caption("Reconstructions of a few inputs; green frame: the expert the gate picks.")
-            slot.plotly_chart(
+            slot.plotly_chart(  # an image grid at exact pixel sizes: not for `presenter.chart`
                 figure, key=f"grid_{job.id}", width="content", config={"staticPlot": True}
             )
 
@@ -240,10 +287,10 @@ def live_view(was_active: bool) -> None:
     left, right = st.columns(2)
     losses = {job.spec.label: views[job.id]["losses"] for job in jobs}
     lr_changes = {job.spec.label: views[job.id]["lr_changes"] for job in jobs}
-    left.plotly_chart(loss_figure(losses, lr_changes), key="loss")
+    presenter.chart(loss_figure(losses, lr_changes), left, key="loss")
     histories = {job.spec.label: views[job.id]["epochs"] for job in jobs}
     shown = ui_state.progress_metrics(next(iter(histories.values())))
-    right.plotly_chart(metrics_figure(histories, metrics=shown), key="scores")
+    presenter.chart(metrics_figure(histories, metrics=shown), right, key="scores")
     comparing = len(jobs) > 1
     if not views[jobs[0].id]["epochs"]:
         st.caption("Scores and expert usage appear after the first epoch.")
@@ -262,11 +309,12 @@ def live_view(was_active: bool) -> None:
             job_results(job)
 
 
-init_settings()
+title_col, demo_col = st.columns([3, 1], vertical_alignment="bottom")
+title_col.title("Train")
+url_state.start_page()
+seed_settings(PREFIX, ui_state.TrainSettings, link_settings)
 active = bool(panel.active_jobs())
 lesson = ui_state.train_lesson(st.session_state[f"{PREFIX}model_type"])
-title_col, demo_col = st.columns([4, 1], vertical_alignment="bottom")
-title_col.title("Train")
 if lesson in ui_state.LESSON_DEMOS:
     demo_col.button(
         "▶ Lesson demo",
@@ -279,5 +327,6 @@ if lesson in ui_state.LESSON_DEMOS:
 with st.expander(lesson_title(lesson)):
     st.markdown(lesson_text(lesson))
 problem = settings_panel(locked=active)
+publish_settings(PREFIX, PARAMS)
 panel.buttons(start, disabled=bool(problem))
 st.fragment(run_every=poll_seconds(POLL_SECONDS) if active else None)(live_view)(was_active=active)

@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
 from moa_core import access
-from moa_core.data import DatasetError, dataset_names, load_dataset, point_set_names
+from moa_core.checkpoint import CheckpointError, RunInfo, read_metadata
+from moa_core.data import (
+    DatasetError,
+    dataset_names,
+    load_dataset,
+    point_set_names,
+    user_set_names,
+)
 from moa_core.models import ConfigError, config_class, model_types
 from moa_core.train.jobs import Job, JobSpec
 from moa_core.train.setup import (
@@ -31,8 +39,15 @@ _TRAIN_DEFAULTS = TrainConfig()
 
 
 def image_datasets() -> list[str]:
-    """Dataset names whose samples are images (the toy 2-D point sets are left out)."""
-    return [name for name in dataset_names() if name not in point_set_names()]
+    """Dataset names whose samples are images (the toy 2-D point sets are left out), the
+    user's own image sets (`folder:NAME`) after the built-in ones."""
+    builtin = [name for name in dataset_names() if name not in point_set_names()]
+    return [*builtin, *user_set_names("image")]
+
+
+def point_datasets() -> list[str]:
+    """The 2-D point sets: the built-in ones, then the user's own CSV sets (`folder:NAME`)."""
+    return [*point_set_names(), *user_set_names("points")]
 
 
 def accepted_kinds(model_type: str) -> tuple[str, ...]:
@@ -120,8 +135,14 @@ def collapse_fix(model_type: str, comparing: bool) -> str:
 def switched_off(spec: JobSpec) -> str | None:
     """The ablation label when `spec` is a run with its family's key idea switched off (the
     second run of a side-by-side), else None."""
-    off = ablation(spec.model_type)
-    if off and all(spec.overrides.get(key) == value for key, value in off[1].items()):
+    return ablation_label(spec.model_type, spec.overrides)
+
+
+def ablation_label(model_type: str, settings: Mapping[str, Any]) -> str | None:
+    """The ablation label ("without normalization") when `settings` (overrides or a saved
+    config) switch off the family's key idea, else None."""
+    off = ablation(model_type)
+    if off and all(settings.get(key) == value for key, value in off[1].items()):
         return off[0]
     return None
 
@@ -221,6 +242,11 @@ class TrainSettings(PageSettings):
     max_samples: int = 0
     compare: bool = False
     more: str = ""  # any other model or training keys, as in `moa train --set`
+
+    @classmethod
+    def of_family(cls, model_type: str) -> Self:
+        """The page's defaults for `model_type`: its family's lr, epochs and batch size."""
+        return cls(model_type=model_type, **family_settings(model_type))
 
     @property
     def spec(self) -> str:
@@ -364,6 +390,37 @@ def progress_metrics(history: list[dict[str, Any]]) -> tuple[str, ...]:
 def ablation(model_type: str) -> tuple[str, dict[str, Any]] | None:
     """(label, overrides) that switch off a family's key idea, or None when it has none."""
     return getattr(config_class(model_type), "ablation", None)
+
+
+def ablation_partner(
+    config: Mapping[str, Any], dataset: str, runs: Iterable[RunInfo]
+) -> RunInfo | None:
+    """The first of `runs` that is the run of `config` (a saved config, as JSON holds it) on
+    `dataset` with its family's key idea the other way: the same model settings but for the
+    ablation's keys (neural EM: `normalize`, paper 004, Fig. 5). The Cluster distributions
+    page draws the two side by side, as it does two runs trained live."""
+    model_type = str(config.get("model_type"))
+    off = ablation(model_type)
+    if off is None:
+        return None
+
+    def shared(settings: Mapping[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in settings.items() if key not in off[1]}
+
+    ablated = ablation_label(model_type, config) is not None
+    for run in runs:
+        if run.model_type != model_type or run.meta.get("dataset") != dataset:
+            continue
+        try:
+            other, _ = read_metadata(run.path)
+        except (CheckpointError, OSError):  # gone or broken since it was listed
+            continue
+        if (
+            shared(other) == shared(config)
+            and (ablation_label(model_type, other) is None) == ablated
+        ):
+            return run
+    return None
 
 
 @dataclass

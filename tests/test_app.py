@@ -355,10 +355,17 @@ def test_missing_dataset_shows_one_error_line(
 # --- Latent space page -----------------------------------------------------------------------
 
 
-def open_latent_page(runs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+def open_latent_page(runs: Path, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
+    """The page on the newest run of `runs`, named in the URL as a link would (not the
+    gallery's default), with the link's other `params`; on its default when `runs` holds
+    none."""
     monkeypatch.setenv("MOA_RUNS_DIR", str(runs))
     # The first UMAP pays numba's compile (the app warms it up at start-up; AppTest does not).
-    return AppTest.from_file(LATENT_PAGE, default_timeout=300).run()
+    at = AppTest.from_file(LATENT_PAGE, default_timeout=300)
+    for run in list_runs(runs)[:1]:
+        at.query_params["run"] = run.run_id
+    at.query_params.update(params)
+    return at.run()
 
 
 def test_latent_page_draws_the_saved_run(
@@ -389,12 +396,14 @@ def test_latent_page_caps_the_points(saved_run_dir: Path, monkeypatch: pytest.Mo
     assert len(at.get("download_button")) == 1  # the run's own file
 
 
-def test_latent_page_without_runs_says_what_to_do(
+def test_latent_page_without_saved_runs_opens_the_gallery(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    at = open_latent_page(tmp_path, monkeypatch)
-    assert not at.exception and not at.error
-    assert "Save as run" in at.info[0].value
+    at = open_latent_page(tmp_path, monkeypatch, points="100")  # a small UMAP is enough here
+    assert not at.exception and not at.error, messages(at.error)
+    assert at.selectbox(key="latent_run").value == "gallery/moa_plus_digits"
+    assert at.query_params["run"] == "gallery/moa_plus_digits"  # the link to this view
+    assert not at.info and len(at.get("iframe")) == 1
 
 
 def test_uploading_a_pickle_shows_one_line(

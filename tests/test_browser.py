@@ -17,6 +17,8 @@ from browser_support import (
     streamlit_server,
 )
 
+from moa_core.checkpoint import list_runs
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCATTER = 'iframe[title="Latent space scatter"]'
@@ -30,7 +32,13 @@ def app_url(saved_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         yield url
 
 
-def test_every_page_loads_without_exceptions(page) -> None:
+@pytest.fixture(scope="module")
+def saved_run(saved_run_dir: Path) -> str:
+    """The saved run's id: `?run=` opens a page on it rather than on the gallery's default."""
+    return list_runs(saved_run_dir)[0].run_id
+
+
+def test_every_page_loads_without_exceptions(page, saved_run: str) -> None:
     page.goto("/train")
     page.get_by_role("button", name="Start").wait_for()
     assert "Device:" in page.locator('[data-testid="stSidebar"]').inner_text()
@@ -48,7 +56,7 @@ def test_every_page_loads_without_exceptions(page) -> None:
     page.get_by_role("button", name="Start").wait_for(timeout=RENDER_TIMEOUT_MS)
     assert_no_exception(page)
 
-    page.get_by_role("link", name="Neuron maximization").click()  # the saved MoA+ run's gate
+    page.goto(f"/maximize?run={saved_run}")  # the saved MoA+ run's gate, not the gallery's
     page.get_by_text("excites its unit more than every dataset image").wait_for(
         timeout=RENDER_TIMEOUT_MS
     )
@@ -56,7 +64,7 @@ def test_every_page_loads_without_exceptions(page) -> None:
     sync_api.expect(page.locator('[data-testid="stImage"]')).to_have_count(3 * 4)
     assert_no_exception(page)
 
-    page.get_by_role("link", name="Routing").click()  # MoA+ drawn as input → experts
+    page.get_by_role("link", name="Routing").click()  # the gallery's default run
     page.get_by_text("Gates over the dataset").wait_for(timeout=RENDER_TIMEOUT_MS)
     assert page.locator(".js-plotly-plot").count() >= 2
     assert_no_exception(page)
@@ -87,8 +95,8 @@ def test_cluster_densities_redraw_while_training(page) -> None:
     assert_no_exception(page)
 
 
-def test_latent_hover_shows_the_image_and_selection_shows_a_grid(page) -> None:
-    page.goto("/latent")  # a deep link as the first request works too
+def test_latent_hover_shows_the_image_and_selection_shows_a_grid(page, saved_run: str) -> None:
+    page.goto(f"/latent?run={saved_run}")  # a deep link as the first request works too
     page.wait_for_selector(SCATTER, timeout=RENDER_TIMEOUT_MS)
     frame = page.frame_locator(SCATTER)
     points = frame.locator("path.point")

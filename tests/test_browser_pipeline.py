@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, number_input, streamlit_server
 
+from moa_core.checkpoint import list_runs
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -38,13 +40,13 @@ def test_both_pages_load_from_the_navigation(page) -> None:
 
     page.get_by_role("link", name="Experts & latent walks").click()
     page.get_by_role("heading", name="Experts & latent walks").wait_for(timeout=RENDER_TIMEOUT_MS)
-    page.get_by_text("No pipeline has run in this session").wait_for()
+    # No pipeline in this session: the page opens on a run (the gallery's MoE-VAE).
+    page.get_by_role("tab", name="Latent walk").wait_for(timeout=RENDER_TIMEOUT_MS)
     assert_no_exception(page)
 
 
-def test_the_walk_of_a_saved_pipeline_run_has_a_play_button(page) -> None:
-    page.goto("/experts")
-    page.get_by_text("A saved run or an upload", exact=True).click(timeout=RENDER_TIMEOUT_MS)
+def test_the_walk_of_a_saved_pipeline_run_has_a_play_button(page, pipeline_run_dir) -> None:
+    page.goto(f"/experts?run={list_runs(pipeline_run_dir)[0].run_id}")
     page.get_by_role("tab", name="Latent walk").click(timeout=RENDER_TIMEOUT_MS)
     walk = page.locator(PLOT).first
     walk.wait_for(timeout=RENDER_TIMEOUT_MS)

@@ -12,6 +12,8 @@ import pytest
 from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
 from PIL import Image
 
+from moa_core.checkpoint import list_runs
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -24,8 +26,13 @@ def app_url(routing_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         yield url
 
 
-def open_routing(page) -> None:
-    page.goto("/routing")
+@pytest.fixture(scope="module")
+def saved_run(routing_run_dir: Path) -> str:
+    return list_runs(routing_run_dir)[0].run_id
+
+
+def open_routing(page, run: str) -> None:
+    page.goto(f"/routing?run={run}")  # the tiny saved run, not the gallery's default
     page.get_by_text("Gates over the dataset").wait_for(timeout=RENDER_TIMEOUT_MS)
 
 
@@ -50,8 +57,8 @@ def photo_bytes() -> bytes:
     return buffer.getvalue()
 
 
-def test_dataset_images_are_routed_side_by_side(page) -> None:
-    open_routing(page)
+def test_dataset_images_are_routed_side_by_side(page, saved_run: str) -> None:
+    open_routing(page, saved_run)
     captions = page.locator('[data-testid="stImageCaption"]')
     sync_api.expect(captions).to_have_count(2)
     assert "digits #" in captions.first.inner_text()
@@ -60,8 +67,8 @@ def test_dataset_images_are_routed_side_by_side(page) -> None:
     assert_no_exception(page)
 
 
-def test_an_uploaded_photo_is_converted_and_a_non_image_is_one_message(page) -> None:
-    open_routing(page)
+def test_an_uploaded_photo_is_converted_and_a_non_image_is_one_message(page, saved_run) -> None:
+    open_routing(page, saved_run)
     choose_source(page, 1, "Upload")
     upload(page, 1, "photo.jpg", photo_bytes(), "image/jpeg")
     page.get_by_text("photo.jpg").first.wait_for()
@@ -79,8 +86,8 @@ def test_an_uploaded_photo_is_converted_and_a_non_image_is_one_message(page) -> 
     assert_no_exception(page)
 
 
-def test_a_drawn_digit_gets_a_routing_diagram(page) -> None:
-    open_routing(page)
+def test_a_drawn_digit_gets_a_routing_diagram(page, saved_run: str) -> None:
+    open_routing(page, saved_run)
     choose_source(page, 2, "Draw")
     canvas = page.locator("canvas").last
     canvas.wait_for()

@@ -136,9 +136,10 @@ def test_activation_figure_draws_a_line_and_a_level_per_unit() -> None:
 
 
 def test_page_shows_rows_for_every_cluster(em_run, tmp_path, monkeypatch) -> None:
-    save_run(em_run.model, em_run.config, em_run.checkpoint_meta(), tmp_path)
+    path = save_run(em_run.model, em_run.config, em_run.checkpoint_meta(), tmp_path)
     monkeypatch.setenv("MOA_RUNS_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["run"] = path.stem  # a link to the run, not the gallery's default
     at.run()
     assert not at.exception and not at.error
     at.slider(key="max_steps").set_value(64).run()
@@ -153,12 +154,14 @@ def test_page_shows_rows_for_every_cluster(em_run, tmp_path, monkeypatch) -> Non
     assert (table["synthesized"] > table["best dataset image"]).all()
 
 
-def test_page_refuses_a_points_model(tmp_path, monkeypatch) -> None:
+def test_page_refuses_a_points_model(tmp_path) -> None:
+    """Not in its run list (`moa_core.run_menu`), and uploaded: one line."""
     run = train_model("neural_em", "blobs", {"epochs": 1, "device": "cpu"})
-    save_run(run.model, run.config, run.checkpoint_meta(), tmp_path)
-    monkeypatch.setenv("MOA_RUNS_DIR", str(tmp_path))
+    path = save_run(run.model, run.config, run.checkpoint_meta(), tmp_path)
     at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["max_source"] = "Upload a checkpoint"
     at.run()
+    at.file_uploader(key="max_upload").set_value((path.name, path.read_bytes(), "")).run()
     assert not at.exception
     assert len(at.error) == 1 and "needs an image model" in at.error[0].value
 
@@ -166,9 +169,10 @@ def test_page_refuses_a_points_model(tmp_path, monkeypatch) -> None:
 def test_page_reports_a_run_whose_data_does_not_fit(em_run, tmp_path, monkeypatch) -> None:
     """A checkpoint recording a dataset its model cannot take: one line, no traceback."""
     meta = {**em_run.checkpoint_meta(), "dataset": "blobs"}
-    save_run(em_run.model, em_run.config, meta, tmp_path)
+    path = save_run(em_run.model, em_run.config, meta, tmp_path)
     monkeypatch.setenv("MOA_RUNS_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params["run"] = path.stem
     at.run()
     assert not at.exception
     assert len(at.error) == 1 and "needs image data" in at.error[0].value

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRETRAINING_PAGE = str(ROOT / "app_pages" / "pretraining.py")
 EXPERTS_PAGE = str(ROOT / "app_pages" / "experts.py")
 TIMEOUT = 300
-SESSION, PICK = "This session's pipeline", "A saved run or an upload"
+SESSION, PICK = "This session's pipeline", "A gallery, saved or uploaded run"
 
 
 @pytest.fixture(scope="module")
@@ -203,10 +203,14 @@ def test_a_broken_record_is_one_error_line(
 
 
 def open_experts(runs: dict[str, str], run: str, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    at = open_page(EXPERTS_PAGE, runs["dir"], monkeypatch)
-    at.radio(key="exp_mode").set_value(PICK).run()
-    at.selectbox(key="exp_run").set_value(runs[run]).run()
+    """The page on one saved run, named in the URL as a link would."""
+    monkeypatch.setenv("MOA_RUNS_DIR", runs["dir"])
+    at = AppTest.from_file(EXPERTS_PAGE, default_timeout=TIMEOUT)
+    at.query_params["run"] = runs[run]
+    at.run()
     assert not at.exception, at.exception
+    assert at.radio(key="exp_mode").value == PICK  # no pipeline in this session
+    assert at.selectbox(key="exp_run").value == runs[run]
     return at
 
 
@@ -294,7 +298,9 @@ def test_this_sessions_pipeline_is_shown_without_a_saved_run(
     tiny_pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MOA_RUNS_DIR", str(tmp_path))
-    at = AppTest.from_file(EXPERTS_PAGE, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(EXPERTS_PAGE, default_timeout=TIMEOUT)
+    at.query_params["mode"] = "session"  # a link to another browser's pipeline
+    at.run()
     assert at.radio(key="exp_mode").value == SESSION
     assert "No pipeline has run in this session" in at.info[0].value
     assert not at.tabs
@@ -302,6 +308,7 @@ def test_this_sessions_pipeline_is_shown_without_a_saved_run(
     at = AppTest.from_file(EXPERTS_PAGE, default_timeout=TIMEOUT)
     at.session_state[PIPELINE_RUN] = tiny_pipeline
     at.run()
+    assert at.radio(key="exp_mode").value == SESSION  # the session's own pipeline first
     assert_every_view(at, tiny_pipeline.record.k_found)
     at.number_input(key="exp_i_a").set_value(10).run()
     assert_every_view(at, tiny_pipeline.record.k_found)
@@ -337,9 +344,7 @@ def test_experts_that_never_learned_are_named_on_the_page(
     for parameter in loaded.model.decoder.parameters():
         parameter.data.zero_()
     flat_id = save_run(loaded.model, loaded.config, loaded.meta, tmp_path).stem
-    at = open_page(EXPERTS_PAGE, tmp_path, monkeypatch)
-    at.radio(key="exp_mode").set_value(PICK).run()
-    assert at.selectbox(key="exp_run").value == flat_id
+    at = open_experts({"dir": str(tmp_path), "flat": flat_id}, "flat", monkeypatch)
     assert not at.exception and not at.error
     (warning,) = at.warning
     assert warning.value.startswith("All 3 experts decode every code into the same flat image")

@@ -14,11 +14,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from moa_core.analysis.density import plane_snapshot
+from moa_core.checkpoint import read_metadata, save_run, scan_runs
 from moa_core.data import load_dataset
 from moa_core.data.bottleneck import _BUILD_LOCKS, cache_path
+from moa_core.models import build_model, config_class
 from moa_core.train.jobs import job_manager
 from moa_core.train.run import train_model
-from moa_core.ui_state import PlaneSettings
+from moa_core.ui_state import PlaneSettings, ablation_partner
 from moa_core.viz.density import DENSITY_COLORSCALE, density_contours
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "distributions.py")
@@ -172,3 +174,28 @@ def test_panels_are_square_with_ticks_and_outlined_points(two_planes: dict) -> N
         assert np.min(trace.marker.line.width) >= 1
         assert trace.marker.line.color not in scales
         assert not {color for _, color in trace.marker.colorscale} & scales
+
+
+def test_a_saved_run_is_drawn_beside_its_run_with_normalization_switched(tmp_path: Path) -> None:
+    """The page's saved view pairs a neural EM run with the same model and data but the other
+    `normalize` (paper 004, Fig. 5); another K or other data is no counterpart."""
+    family = config_class("neural_em")
+
+    def save(dataset: str, **changes) -> Path:
+        config = family(**{"input_kind": "points", "num_clusters": 4, **changes})
+        return save_run(build_model(config), config, {"dataset": dataset}, tmp_path)
+
+    normalized, plain = save("blobs"), save("blobs", normalize=False)
+    other_k = save("blobs", normalize=False, num_clusters=5)
+    other_data = save("moons", normalize=False)
+    runs = scan_runs(tmp_path).runs
+    assert len(runs) == 4
+
+    def partner(path: Path, dataset: str = "blobs") -> Path | None:
+        found = ablation_partner(read_metadata(path)[0], dataset, runs)
+        return found and found.path
+
+    assert partner(normalized) == plain
+    assert partner(plain) == normalized
+    assert partner(other_k) is None  # the only normalized run on blobs has 4 clusters
+    assert partner(other_data, "moons") is None

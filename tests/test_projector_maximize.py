@@ -43,9 +43,10 @@ def em_run():
 @pytest.fixture
 def page_of(em_run, tmp_path, monkeypatch):
     """The page over a registry holding the neural-EM run, with its jobs finished on demand."""
-    save_run(em_run.model, em_run.config, em_run.checkpoint_meta(), tmp_path)
+    path = save_run(em_run.model, em_run.config, em_run.checkpoint_meta(), tmp_path)
     monkeypatch.setenv("MOA_RUNS_DIR", str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["run"] = path.stem  # a link to the run, not the gallery's default
     at.run()
     return at
 

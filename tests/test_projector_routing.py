@@ -172,7 +172,9 @@ def test_the_page_shows_each_inputs_prediction_beside_it(
     routing_run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MOA_RUNS_DIR", str(routing_run_dir))
-    at = AppTest.from_file(ROUTING_PAGE, default_timeout=120).run()
+    at = AppTest.from_file(ROUTING_PAGE, default_timeout=120)
+    at.query_params["run"] = list_runs(routing_run_dir)[0].run_id  # not the gallery's default
+    at.run()
     assert not at.exception, at.exception
     shown = [m.value for m in at.markdown if "predicted\u00a0class" in m.value]
     assert len(shown) == 2 and all(re.search(r"\(\d{1,3}\s%\)", s) for s in shown)

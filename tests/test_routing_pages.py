@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from moa_core.checkpoint import list_runs
 from moa_core.train.jobs import job_manager
 from moa_core.train.run import prepare
 from moa_core.ui_state import (
@@ -24,8 +25,12 @@ MAXIMIZE_PAGE = str(ROOT / "app_pages" / "maximize.py")
 
 
 def open_page(page: str, runs: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    """The page on the newest run of `runs`, named in the URL as a link would (not the
+    gallery's default)."""
     monkeypatch.setenv("MOA_RUNS_DIR", str(runs))
-    at = AppTest.from_file(page, default_timeout=120).run()
+    at = AppTest.from_file(page, default_timeout=120)
+    at.query_params["run"] = list_runs(runs)[0].run_id
+    at.run()
     assert not at.exception, at.exception
     return at
 

@@ -1,0 +1,74 @@
+"""The Start page in Debian's Chromium: `/` shows every lesson card, and each card's button
+opens its page on its gallery run (path and run in the URL), which draws a figure without an
+exception and without training anything. The run registry is empty, as on a fresh clone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from browser_support import PAGES, RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+
+from moa_core.gallery import gallery_runs
+from moa_core.start_lessons import CARDS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+MAIN = '[data-testid="stMain"] '
+FIGURE = ", ".join(
+    MAIN + selector for selector in (".js-plotly-plot", '[data-testid="stImage"] img', "iframe")
+)
+READY = {  # pages that draw nothing before the user acts: the control that starts it
+    "/train": MAIN + 'button:has-text("Start")',
+    "/your_data": MAIN + '[data-testid="stFileUploader"]',
+}
+SYNTHESIZING = "/maximize"  # its synthesis runs as a job: an analysis, not a training
+STOP_ROWS = """main => [...main.querySelectorAll('button')]
+    .filter(button => button.innerText.trim() === 'Stop' && !button.disabled)
+    .map(button => (button.closest('[data-testid="stHorizontalBlock"]') || button).innerText)"""
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    runs = tmp_path_factory.mktemp("no_runs")
+    with streamlit_server(runs, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+def test_the_start_page_is_the_default_page_with_every_card(page) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    page.goto("/")
+    page.get_by_role("heading", name=PAGES["/"], exact=True).wait_for()
+    for card in CARDS:
+        page.get_by_role("heading", name=card.question, exact=True).wait_for()
+        button = page.locator(f".st-key-{card.key} button")
+        sync_api.expect(button).to_contain_text(f"Open {card.page_title}")
+    assert "Device:" in page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Running on" in page.locator(MAIN).inner_text()
+    assert_no_exception(page)
+
+
+def test_each_card_opens_its_page_on_its_gallery_run(page) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    bundled = {run.path.stem for run in gallery_runs()}
+    for card in CARDS:
+        page.goto("/")
+        button = page.locator(f".st-key-{card.key} button")
+        if card.missing(bundled):  # shown, disabled, with its one line
+            sync_api.expect(button).to_be_disabled()
+            page.get_by_text(f"builds {card.run}").first.wait_for()
+            continue
+        button.click()
+        page.wait_for_url(lambda url, card=card: urlsplit(url).path == card.url_path)
+        page.get_by_role("heading", name=card.page_title, exact=True).first.wait_for()
+        page.locator(READY.get(card.url_path, FIGURE)).first.wait_for(timeout=RENDER_TIMEOUT_MS)
+        query = parse_qs(urlsplit(page.url).query)
+        for param, value in card.query_params().items():  # the run, and the view's other params
+            assert query.get(param) == [value], card.question
+        assert_no_exception(page)
+        # What a Stop button stops, read at one instant (a synthesis may end meanwhile); the
+        # main block holds the page, not Streamlit's own Stop of a running script.
+        rows = page.locator('[data-testid="stMainBlockContainer"]').evaluate(STOP_ROWS)
+        synthesis = card.url_path == SYNTHESIZING
+        assert [row for row in rows if not (synthesis and "Synthesis" in row)] == [], card.question
