@@ -191,7 +191,7 @@ def test_entrypoint_shows_device_and_warms_up_umap(monkeypatch: pytest.MonkeyPat
     assert not at.exception
     assert any("Device:" in m.value for m in at.sidebar.markdown)
     assert warmed.wait(10)
-    assert at.title[0].value == "Train"  # the default page
+    assert at.title[0].value == "Mixture Lab"  # the default page: Start
 
 
 def test_training_from_the_page_ends_with_metrics(
