@@ -140,9 +140,8 @@ RECIPES: tuple[GalleryRecipe, ...] = (
         "How does a mixture choose its own number of clusters?",
         "moe_vae",
         "digits",
-        {"epochs": 20},
+        {"epochs": 5},  # longer, one expert drifts to most images: ACC 0.65 → 0.47 by epoch 20
         pretraining={"vae_epochs": 40, "manager_epochs": 20},
-        thumbnail="samples",
     ),
 )
 

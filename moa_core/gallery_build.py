@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from moa_core.analysis.generation import expert_samples, latent_prior
 from moa_core.analysis.outputs import collect_outputs
 from moa_core.checkpoint import save_checkpoint
 from moa_core.data import Dataset, DatasetError
@@ -91,14 +90,6 @@ def _cluster_rows(model: nn.Module, data: Dataset) -> np.ndarray:
     return image_rows(groups, expert_usage(outputs.clusters, k))
 
 
-def _expert_samples(model: nn.Module, data: Dataset) -> np.ndarray:
-    """Per expert, images decoded from its prior (paper 001, Fig. 8)."""
-    prior = latent_prior(model, data.x)
-    k = len(prior.sizes)
-    groups = [expert_samples(model, prior, expert, SHOWN, seed=expert) for expert in range(k)]
-    return image_rows(groups, expert_usage(collect_outputs(model, data.x).clusters, k))
-
-
 def _point_clusters(model: nn.Module, data: Dataset) -> np.ndarray:
     """The points by cluster, on the region of the plane each cluster wins."""
     points = data.x.numpy()
@@ -114,7 +105,6 @@ def _gate_ranges(model: nn.Module, data: Dataset) -> np.ndarray:
 # A recipe's `thumbnail` names one of these: (trained model on the CPU, scored samples) → picture.
 THUMBNAILS: dict[str, Callable[[nn.Module, Dataset], np.ndarray]] = {
     "clusters": _cluster_rows,
-    "samples": _expert_samples,
     "points": _point_clusters,
     "gates": _gate_ranges,
 }

@@ -67,6 +67,7 @@ def test_each_card_opens_its_page_on_its_gallery_run(page) -> None:
         for param, value in card.query_params().items():  # the run, and the view's other params
             assert query.get(param) == [value], card.question
         assert_no_exception(page)
+        assert page.get_by_text("This link's").count() == 0, card.question  # not a stale run
         # What a Stop button stops, read at one instant (a synthesis may end meanwhile); the
         # main block holds the page, not Streamlit's own Stop of a running script.
         rows = page.locator('[data-testid="stMainBlockContainer"]').evaluate(STOP_ROWS)
