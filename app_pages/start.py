@@ -1,13 +1,16 @@
 """Start: what the lab is, and one card per lesson that opens its page on a gallery run.
 
-Nothing here trains or loads a model: the cards are `moa_core.start_lessons`, and a
-card whose gallery run is missing is shown disabled with one line.
+The two sentences at the top are `assets/lessons/start.md`; the cards are
+`moa_core.start_lessons`. Nothing here trains or loads a model, and a card whose gallery run
+is missing is shown disabled with one line.
 """
 
 from __future__ import annotations
 
+import plotly.graph_objects as go
 import streamlit as st
 
+from app_pages import presenter
 from moa_core.device import describe_device, resolve_device
 from moa_core.gallery import gallery_runs
 from moa_core.lessons import lesson_text
@@ -46,6 +49,14 @@ def draw_grid(cards: tuple[LessonCard, ...], gallery_names: set[str]) -> None:
                 draw_card(card, gallery_names)
 
 
+def preload_plotly() -> None:
+    """An empty chart in a one-pixel box: the browser fetches and parses Plotly's bundle
+    (megabytes of JavaScript, 2-3 s on a 2-core CPU) while the cards are read, not after
+    the first click (benchmarks/RESULTS.md, lesson_cards: the first Latent space card)."""
+    with st.container(height=1, border=False):
+        presenter.chart(go.Figure(layout={"height": 10}), config={"displayModeBar": False})
+
+
 st.title("Mixture Lab")
 st.markdown(lesson_text("start"))
 st.caption(
@@ -56,3 +67,4 @@ names = {run.path.stem for run in gallery_runs()}
 draw_grid(LESSONS, names)
 st.markdown("##### Your own models and data")
 draw_grid(YOUR_OWN, names)
+preload_plotly()  # last: nothing on the page waits for it

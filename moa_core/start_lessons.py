@@ -42,8 +42,10 @@ class LessonCard:
 
     def image(self) -> Path | None:
         """The thumbnail file, or None when there is none (yet)."""
-        path = thumbnail_path(self.thumbnail) if self.thumbnail else None
-        return path if path is not None and path.is_file() else None
+        if not self.thumbnail:
+            return None
+        path = thumbnail_path(self.thumbnail)
+        return path if path.is_file() else None
 
     def missing(self, gallery_names: Collection[str]) -> str:
         """Why the card cannot open its page (one line), or "" when it can."""

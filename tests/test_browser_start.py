@@ -44,6 +44,8 @@ def test_the_start_page_is_the_default_page_with_every_card(page) -> None:
         page.get_by_role("heading", name=card.question, exact=True).wait_for()
         button = page.locator(f".st-key-{card.key} button")
         sync_api.expect(button).to_contain_text(f"Open {card.page_title}")
+    thumbnails = page.locator(MAIN + '[data-testid="stImage"] img')
+    sync_api.expect(thumbnails).to_have_count(sum(card.image() is not None for card in CARDS))
     assert "Device:" in page.locator('[data-testid="stSidebar"]').inner_text()
     assert "Running on" in page.locator(MAIN).inner_text()
     assert_no_exception(page)
@@ -62,6 +64,7 @@ def test_each_card_opens_its_page_on_its_gallery_run(page) -> None:
         button.click()
         page.wait_for_url(lambda url, card=card: urlsplit(url).path == card.url_path)
         page.get_by_role("heading", name=card.page_title, exact=True).first.wait_for()
+        page.get_by_role("heading", name=PAGES["/"], exact=True).wait_for(state="detached")
         page.locator(READY.get(card.url_path, FIGURE)).first.wait_for(timeout=RENDER_TIMEOUT_MS)
         query = parse_qs(urlsplit(page.url).query)
         for param, value in card.query_params().items():  # the run, and the view's other params

@@ -71,6 +71,10 @@ def test_an_uploaded_zip_trains_on_the_train_page_and_shows_on_the_latent_page(p
     page.locator('input[type="file"]').set_input_files(
         files=[{"name": "shapes.zip", "mimeType": "application/zip", "buffer": shapes_zip()}]
     )
+    # The upload goes over HTTP before the form can send it: submit once its chip has settled.
+    chip = page.locator('[data-testid="stFileChip"]').filter(has_text="shapes.zip")
+    chip.wait_for(timeout=RENDER_TIMEOUT_MS)
+    sync_api.expect(chip.locator('[data-testid="stFileChipIconSpinner"]')).to_have_count(0)
     page.get_by_role("button", name="Add to the lab").click()
     page.get_by_text("Added folder:shapes").wait_for(timeout=RENDER_TIMEOUT_MS)
     for shape, count in zip(SHAPES, (67, 67, 66), strict=True):
