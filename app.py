@@ -7,6 +7,7 @@ known by a cookie so its jobs survive a reload (`app_pages/session.py`).
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -64,7 +65,8 @@ except ValueError as err:
 if not session.door_open():
     st.navigation(PAGES, position="hidden")  # the URL keeps its page; nothing of it is run
     st.stop()
-warm_up()
+if os.environ.get("MOA_WARM_UP", "1") != "0":
+    warm_up()
 page = st.navigation(PAGES)
 session.remember()
 st.fragment(run_every=session.HEARTBEAT_SECONDS)(session.heartbeat)()

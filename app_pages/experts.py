@@ -145,7 +145,7 @@ def walk_view(model: nn.Module, prior: generation.LatentPrior, data: Dataset) ->
     left.image(
         image_grid(images[at : at + 1], scale=scale),
         caption=f"expert {expert + 1}, z{dim + 1} = {values[at]:+.2f}"
-        + (" σ" if prior.fitted else ""),
+        + (" σ" if prior.fitted or prior.per_cluster else ""),
     )
     presenter.chart(
         walk_figure(images, values, f"Walk along z{dim + 1} of expert {expert + 1}", scale),

@@ -15,7 +15,7 @@ from moa_core.data import DatasetError
 from moa_core.device import resolve_device
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.viz.images import thumbnails
-from moa_core.viz.latent import latent_html, latent_html_height, latent_scatter
+from moa_core.viz.latent import latent_html, latent_html_height
 from moa_core.viz.training import usage_figure
 
 USER_ERRORS = (CheckpointError, DatasetError)
@@ -103,15 +103,11 @@ with right, presenter.settings_box():
 
 indices = explore.sample_indices(analysis.num_samples, max_points)
 with st.spinner("Computing the UMAP embedding…"):
-    xy = explore.embed(analysis, indices, UmapParams(n_neighbors=neighbours))
-colors = explore.point_colors(analysis, indices, mode)
-figure = latent_scatter(
-    xy,
-    colors.values,
-    categorical=colors.categories is not None,
-    categories=colors.categories,
-    color_title=mode,
-    hover_text=explore.hover_texts(analysis, indices),
-    thumbnails=point_thumbnails(analysis.run_id, len(indices), analysis),
-)
+    figure = explore.latent_map(
+        analysis,
+        indices,
+        mode,
+        UmapParams(n_neighbors=neighbours),
+        point_thumbnails(analysis.run_id, len(indices), analysis),
+    )
 st.iframe(latent_html(figure), height=latent_html_height(figure), alt="Latent space scatter")

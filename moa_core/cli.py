@@ -20,6 +20,7 @@ from moa_core.checkpoint import (
     scan_runs,
 )
 from moa_core.data import DatasetError, labelled_splits, load_dataset
+from moa_core.data.regression import baseline_scores
 from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
@@ -32,8 +33,19 @@ from moa_core.train.pretraining import (
 from moa_core.train.run import TrainedRun, train_model, training_samples
 from moa_core.train.setup import check_dataset_fits, parse_assignments
 
-# Clustering models report the first four; classifiers their test accuracy and dead gates.
-RESULT_KEYS = ("acc", "nmi", "ari", "clusters_used", "accuracy", "dead_gate_fraction")
+# Clustering models report the first four; classifiers their test accuracy and dead gates;
+# regressors their gate's clustering, their test error and the two baselines' (spec §5.2).
+RESULT_KEYS = (
+    "acc",
+    "nmi",
+    "ari",
+    "clusters_used",
+    "accuracy",
+    "dead_gate_fraction",
+    "regression_mse",
+    "baseline_constant_mse",
+    "baseline_affine_mse",
+)
 
 
 class UsageError(Exception):
@@ -62,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="model or training settings, e.g. num_clusters=4 lr=0.001; for moe_vae also the "
-        "pretraining's (vae_epochs=60, min_cluster_size=50, …) or pretrain=false",
+        "pretraining's (vae_epochs=60, min_cluster_size=50, …) or pretrain=false; for dvmoe "
+        "and deep_moe the targets' output_dim=2 target_seed=1",
     )
     ev = sub.add_parser("eval", help="score a checkpoint on a dataset")
     ev.add_argument("checkpoint", type=Path)
@@ -158,17 +171,22 @@ def cmd_eval(args: argparse.Namespace) -> dict:
     spec = args.dataset or loaded.meta.get("dataset")
     if not spec:
         raise UsageError("checkpoint does not record its dataset: pass --dataset")
-    labelled = loaded.config.uses_labels
-    if labelled and args.split == "test":
-        dataset = labelled_splits(spec)[1]  # a classifier's held-out side, never trained on
+    config = loaded.config
+    held_out = config.needs_held_out()
+    trained_on = partial(
+        training_samples, spec, train.get("max_samples", 0), train.get("seed", 0), held_out
+    )
+    if held_out and args.split == "test":
+        dataset = labelled_splits(spec)[1]  # a supervised family's held-out side
     elif args.dataset is None and args.split == "train":
-        dataset = training_samples(
-            spec, train.get("max_samples", 0), train.get("seed", 0), labelled
-        )
+        dataset = trained_on()
     else:
         dataset = load_dataset(spec, args.split)
-    check_dataset_fits(loaded.config, dataset)
+    check_dataset_fits(config, dataset)
+    dataset = config.prepare_dataset(dataset)
     metrics = evaluate(loaded.model, dataset.to(device))
+    if dataset.targets is not None:  # the baselines fit on the samples the run trained on
+        metrics.update(baseline_scores(config.prepare_dataset(trained_on()), dataset))
     seconds = round(time.perf_counter() - start, 2)
     return {
         "model": loaded.config.model_type,

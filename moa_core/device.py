@@ -24,4 +24,5 @@ def describe_device(device: torch.device) -> str:
     """A one-line label such as 'GPU: NVIDIA H100' or 'CPU (2 threads)'."""
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'' if threads == 1 else 's'})"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 import torch
 
 from moa_core.analysis.embedding import UmapParams, umap_embedding
@@ -21,6 +22,7 @@ from moa_core.models import ConfigError, ModelConfig
 from moa_core.train.evaluate import score_outputs
 from moa_core.train.run import training_samples
 from moa_core.train.setup import check_dataset_fits
+from moa_core.viz.latent import latent_scatter
 
 COLOR_MODES = ("predicted cluster", "true label", "gate entropy")
 DEFAULT_MAX_POINTS = 2000
@@ -53,20 +55,20 @@ class RunAnalysis:
         return len(self.dataset)
 
 
-def run_dataset(meta: dict[str, Any], labelled: bool = False) -> Dataset:
+def run_dataset(meta: dict[str, Any], held_out: bool = False) -> Dataset:
     """The exact samples a run trained on: its dataset spec, `max_samples` and seed (and for a
-    classifier, `labelled`, its train side)."""
+    family scored on a `held_out` side, its train side)."""
     spec = meta.get("dataset")
     if not spec:
         raise CheckpointError("the checkpoint does not record which dataset it was trained on")
     train = meta.get("train") or {}
-    return training_samples(str(spec), train.get("max_samples", 0), train.get("seed", 0), labelled)
+    return training_samples(str(spec), train.get("max_samples", 0), train.get("seed", 0), held_out)
 
 
 def checked_run_dataset(loaded: LoadedCheckpoint, run_id: str) -> Dataset:
     """The run's training samples, after checking the model takes them (kind, channels,
     size): a mismatch is a one-line CheckpointError, not a shape error deep in a forward."""
-    dataset = run_dataset(loaded.meta, loaded.config.uses_labels)
+    dataset = run_dataset(loaded.meta, loaded.config.needs_held_out())
     try:
         check_dataset_fits(loaded.config, dataset)
     except ConfigError as err:
@@ -131,6 +133,27 @@ def hover_texts(analysis: RunAnalysis, indices: np.ndarray) -> list[str]:
         f"#{i} · expert {c + 1} (p {p[c]:.2f}) · label {name} · entropy {h:.2f}"
         for i, c, p, name, h in zip(indices, clusters, probs, names, entropy, strict=True)
     ]
+
+
+def latent_map(
+    analysis: RunAnalysis,
+    indices: np.ndarray,
+    mode: str,
+    params: UmapParams,
+    point_thumbnails: list[str],
+) -> go.Figure:
+    """The Latent page's map of the chosen points (UMAP of their codes, coloured by `mode`,
+    hover texts and thumbnails): the page and the HTML export draw the same figure."""
+    colors = point_colors(analysis, indices, mode)
+    return latent_scatter(
+        embed(analysis, indices, params),
+        colors.values,
+        categorical=colors.categories is not None,
+        categories=colors.categories,
+        color_title=mode,
+        hover_text=hover_texts(analysis, indices),
+        thumbnails=point_thumbnails,
+    )
 
 
 def images(analysis: RunAnalysis, indices: np.ndarray) -> np.ndarray:

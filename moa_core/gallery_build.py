@@ -74,7 +74,7 @@ def scored_samples(run: TrainedRun) -> tuple[str, Dataset]:
     """The split `moa eval` scores as the run's metrics, and its samples: the training samples
     of a clustering (the default), a classifier's held-out side (`--split test`). The trainer's
     final metrics were computed by `evaluate` on exactly these."""
-    test = test_samples(run.config.model_type, run.dataset.name)
+    test = test_samples(run.config, run.dataset.name)
     return ("train", run.dataset) if test is None else ("test", test)
 
 

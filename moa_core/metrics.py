@@ -1,5 +1,5 @@
-"""Clustering metrics: ACC (Hungarian matching), NMI, ARI, how evenly experts are used; and
-classification accuracy with the share of dead routing gates."""
+"""Clustering metrics: ACC (Hungarian matching), NMI, ARI, how evenly experts are used;
+classification accuracy with the share of dead routing gates; regression error."""
 
 from __future__ import annotations
 
@@ -68,3 +68,10 @@ def classification_scores(targets: np.ndarray, logits: np.ndarray, gates: list[n
         "dead_gate_fraction": dead_gate_fraction(gates),
         "classes_predicted": int(np.unique(predictions).size),
     }
+
+
+def regression_mse(predictions: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over samples of Σ_outputs (ŷ − y)², the test error of paper 002's Table 1 (spec
+    §2.2: [REPO] reports MSE × output_dim, the same number)."""
+    diff = np.asarray(predictions, dtype=np.float64) - np.asarray(targets, dtype=np.float64)
+    return float((diff**2).sum(axis=1).mean())

@@ -4,17 +4,19 @@ checks on a page."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # scripts run from elsewhere
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.browser import (  # noqa: F401  (what the browser tests import from here)
+from benchmarks import browser  # noqa: E402
+from benchmarks.browser import (  # noqa: F401, E402  (what the browser tests import from here)
     CHROMIUM,
     CHROMIUM_FLAGS,
     ROOT,
     free_port,
-    streamlit_server,
     wait_healthy,
 )
 
@@ -31,6 +33,15 @@ PAGES = {  # URL → the page's title (its heading once it has run)
     "/your_data": "Your data",
 }
 RENDER_TIMEOUT_MS = 180_000  # the first Latent page waits for UMAP's compile and a model pass
+
+
+@contextmanager
+def streamlit_server(runs_dir: Path, log_dir: Path, env: dict | None = None) -> Iterator[str]:
+    """`benchmarks.browser`'s server without the start-up warm-up (`MOA_WARM_UP=0`): ~20 s
+    of CPU compiling UMAP per server, which most modules never use; a page that needs UMAP
+    compiles it when it is first opened."""
+    with browser.streamlit_server(runs_dir, log_dir, {"MOA_WARM_UP": "0", **(env or {})}) as url:
+        yield url
 
 
 def assert_no_exception(page) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from browser_support import CHROMIUM, CHROMIUM_FLAGS
+from browser_support import CHROMIUM, CHROMIUM_FLAGS, streamlit_server
 from tiny import TINY_MODEL, TINY_PIPELINE, TINY_ROUTING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,25 @@ def routing_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def gallery_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server with an empty run registry, shared by the modules whose pages open only the
+    bundled gallery and start no training (Start, shared links, presenter mode)."""
+    runs = tmp_path_factory.mktemp("no_runs")
+    with streamlit_server(runs, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def routing_app_url(
+    routing_run_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One server on the two routing runs, shared by the Routing page's browser modules."""
+    with streamlit_server(routing_run_dir, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator:
     """Debian's Chromium under Playwright; the browser tests skip where either is missing."""
     if not CHROMIUM.exists():

@@ -6,10 +6,9 @@ settings in a fresh browser."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, number_input, streamlit_server
+from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, number_input
 
 from moa_core.viz.projector import MIN_FONT_PX
 
@@ -21,11 +20,9 @@ CONTOURS = ".js-plotly-plot .contour"
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app with an empty run registry: only the bundled gallery is there to open."""
-    runs = tmp_path_factory.mktemp("runs")
-    with streamlit_server(runs, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
+def app_url(gallery_app_url: str) -> str:
+    """The shared server with an empty run registry: every run here comes from the gallery."""
+    return gallery_app_url
 
 
 def heading_px(page) -> float:

@@ -5,11 +5,10 @@ image gets one clear message."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+from browser_support import RENDER_TIMEOUT_MS, assert_no_exception
 from PIL import Image
 
 from moa_core.checkpoint import list_runs
@@ -21,9 +20,8 @@ DIAGRAM = ".js-plotly-plot"
 
 
 @pytest.fixture(scope="module")
-def app_url(routing_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with streamlit_server(routing_run_dir, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
+def app_url(routing_app_url: str) -> str:
+    return routing_app_url
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+from browser_support import RENDER_TIMEOUT_MS, assert_no_exception
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -20,11 +20,9 @@ RUN = 'input[aria-label="Run"]'
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app with an empty run folder: every run on these pages comes from the gallery."""
-    runs = tmp_path_factory.mktemp("no_runs")
-    with streamlit_server(runs, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
+def app_url(gallery_app_url: str) -> str:
+    """The shared server with an empty run registry: every run here comes from the gallery."""
+    return gallery_app_url
 
 
 @contextmanager

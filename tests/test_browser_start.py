@@ -4,11 +4,10 @@ exception and without training anything. The run registry is empty, as on a fres
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_support import PAGES, RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+from browser_support import PAGES, RENDER_TIMEOUT_MS, assert_no_exception
 
 from moa_core.gallery import gallery_runs
 from moa_core.start_lessons import CARDS
@@ -30,10 +29,9 @@ STOP_ROWS = """main => [...main.querySelectorAll('button')]
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    runs = tmp_path_factory.mktemp("no_runs")
-    with streamlit_server(runs, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
+def app_url(gallery_app_url: str) -> str:
+    """The shared server with an empty run registry: every run here comes from the gallery."""
+    return gallery_app_url
 
 
 def test_the_start_page_is_the_default_page_with_every_card(page) -> None:

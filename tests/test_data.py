@@ -99,11 +99,12 @@ def test_dataset_names() -> None:
         "moons",
         "rings",
         "spiral",
+        "spiral25k",
         "usps",
         "usps2d",
     ]
     assert point_set_names() == [
-        "blobs", "digits2d", "mnist2d", "moons", "rings", "spiral", "usps2d"
+        "blobs", "digits2d", "mnist2d", "moons", "rings", "spiral", "spiral25k", "usps2d"
     ]  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from moa_core.analysis.generation import (
     interpolation,
     latent_prior,
     latent_walk,
+    prior_name,
     walk_values,
 )
 from moa_core.models import build_model, config_class
@@ -220,7 +221,7 @@ def test_a_model_without_decoding_experts_is_refused(model_type: str, settings: 
     model = build_model(config)
     assert not isinstance(model, GenerativeExperts)
     x = torch.rand(4, 1, 16, 16)
-    with pytest.raises(NotGenerative, match="MoA or MoE-VAE"):
+    with pytest.raises(NotGenerative, match="MoA, MoE-VAE, VaDE or DMVAE"):
         latent_prior(model, x)
     with pytest.raises(NotGenerative):
         interpolation(model, 0, x[0], x[1])
@@ -324,3 +325,17 @@ def test_paper_tables_put_this_run_beside_the_papers_numbers() -> None:
     assert [row["paper: MNIST"] for row in three] == [0.967, 0.922, 0.927]
     assert four == [{"": "MoE ACC", run: 0.61, "paper: MNIST": 0.97, "paper: FMNIST": 0.68}]
     assert paper_tables(_record(), None)["Table IV: the trained mixture"][0][run] is None
+
+
+def test_a_learned_cluster_prior_samples_each_cluster_from_its_own_gaussian() -> None:
+    """VaDE's cluster k is sampled from N(μ_k, σ²_k) (paper 002, Figs. 6–7), not N(0, I)."""
+    torch.manual_seed(0)
+    config = config_class("vade")(input_kind="image", image_size=8, num_clusters=3, latent_dim=4)
+    model = build_model(config)
+    prior = latent_prior(model)  # no data needed: the prior is the model's own
+    means, stds = (t.detach().numpy() for t in model.cluster_prior_moments())
+    assert prior.per_cluster and not prior.fitted
+    np.testing.assert_allclose(prior.mean, means, rtol=1e-6)
+    np.testing.assert_allclose(prior.std, stds, rtol=1e-6)
+    assert "learned prior" in prior_name(prior)
+    assert expert_samples(model, prior, 2, 5).shape == (5, 1, 8, 8)

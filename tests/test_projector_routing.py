@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from browser_support import RENDER_TIMEOUT_MS, assert_no_exception, streamlit_server
+from browser_support import RENDER_TIMEOUT_MS, assert_no_exception
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 from tiny import TINY
@@ -185,9 +184,8 @@ def test_the_page_shows_each_inputs_prediction_beside_it(
 
 
 @pytest.fixture(scope="module")
-def app_url(routing_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with streamlit_server(routing_run_dir, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
+def app_url(routing_app_url: str) -> str:
+    return routing_app_url
 
 
 @pytest.mark.browser

@@ -2,9 +2,11 @@
 walks along one latent dimension (Figs. 9–10), interpolations between two images, and the
 all-ones probe reconstructed by every expert (Fig. 7).
 
-VAE experts sample from their prior N(0, I). Plain autoencoder experts (MoA) have no prior, so
-their codes are modelled by the diagonal Gaussian fitted to the codes of the samples each
-expert wins; a walk's ±3 is then in units of that Gaussian's standard deviation.
+VAE experts sample from their prior N(0, I); a mixture with a learned prior per cluster
+(paper 002's VaDE and DMVAE, `ClusterPrior`) samples cluster k from N(μ_k, σ²_k). Plain
+autoencoder experts (MoA) have no prior, so their codes are modelled by the diagonal Gaussian
+fitted to the codes of the samples each expert wins; a walk's ±3 is then in units of that
+Gaussian's standard deviation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import nn
 
 from moa_core.analysis.eval_mode import eval_mode
 from moa_core.analysis.outputs import collect_outputs
-from moa_core.models.base import GenerativeExperts
+from moa_core.models.base import ClusterPrior, GenerativeExperts
 
 WALK_RANGE = 3.0  # the walk spans mean ± 3 standard deviations
 
@@ -29,7 +31,8 @@ class NotGenerative(ValueError):
 def generative(model: nn.Module) -> GenerativeExperts:
     if not isinstance(model, GenerativeExperts):
         raise NotGenerative(
-            f"{type(model).__name__} has no decoding experts: pick a MoA or MoE-VAE run"
+            f"{type(model).__name__} has no decoding experts: pick a MoA, MoE-VAE, VaDE or "
+            "DMVAE run"
         )
     return model
 
@@ -42,13 +45,16 @@ class LatentPrior:
     mean: np.ndarray
     std: np.ndarray
     sizes: tuple[int, ...]
-    fitted: bool  # False: the VAE prior N(0, I); True: fitted to the expert's codes
+    fitted: bool  # False: the model's own prior; True: fitted to the expert's codes
+    per_cluster: bool = False  # the model's prior is N(μ_k, σ²_k) per cluster, not N(0, I)
 
 
 def prior_name(prior: LatentPrior) -> str:
     """Where an expert's sample codes come from, in the words a caption uses."""
     if prior.fitted:
         return "the Gaussian fitted to the codes of the images the expert wins (an autoencoder)"
+    if prior.per_cluster:
+        return "the cluster's learned prior N(μ_k, σ²_k) (paper 002)"
     return "the expert's prior N(0, I) (a VAE)"
 
 
@@ -58,12 +64,16 @@ def _device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def latent_prior(model: nn.Module, x: torch.Tensor | None = None) -> LatentPrior:
-    """N(0, I) for VAE experts; for autoencoder experts, the Gaussian of each expert's codes
-    over the samples it wins (all samples when it wins fewer than two). `x` is needed then."""
+    """N(0, I) for VAE experts, N(μ_k, σ²_k) for a learned per-cluster prior; for autoencoder
+    experts, the Gaussian of each expert's codes over the samples it wins (all samples when
+    it wins fewer than two). `x` is needed then."""
     experts = generative(model)
     sizes = experts.expert_latent_sizes
     k, width = len(sizes), max(sizes)
     mask = (np.arange(width)[None, :] < np.array(sizes)[:, None]).astype(np.float32)
+    if isinstance(model, ClusterPrior):
+        mean, std = (t.detach().float().cpu().numpy() for t in model.cluster_prior_moments())
+        return LatentPrior(mean * mask, std * mask, sizes, fitted=False, per_cluster=True)
     if experts.variational:
         return LatentPrior(np.zeros((k, width), np.float32), mask, sizes, fitted=False)
     if x is None:

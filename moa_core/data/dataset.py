@@ -20,9 +20,12 @@ class DatasetError(ValueError):
 class Dataset:
     """Samples and labels ready for training.
 
-    `x` is float32: images `[N, C, H, W]` in [0, 1], points `[N, 2]` standardized.
+    `x` is float32: images `[N, C, H, W]` in [0, 1], points `[N, 2]` (the toy sets standardized
+    but spiral25k, on paper 002's scale).
     `y` is int64 `[N]` holding the original labels (3 and 5 for "mnist:3,5").
     `class_names[i]` names the i-th smallest label present.
+    `targets` is float32 `[N, out]` for regression (paper 002, §2.1, see `regression`), else
+    None; it follows `x` through `to` and `take`.
     """
 
     name: str
@@ -33,6 +36,7 @@ class Dataset:
     # Every label the spec can hold (its class list, or all of the source's labels), so the
     # train and test sides number their classes alike even when a sample misses one.
     label_values: tuple[int, ...] = ()
+    targets: torch.Tensor | None = None
 
     @property
     def num_classes(self) -> int:
@@ -56,7 +60,21 @@ class Dataset:
         return torch.searchsorted(values.to(self.y.device), self.y)
 
     def to(self, device: str | torch.device) -> Dataset:
-        return replace(self, x=self.x.to(device), y=self.y.to(device))
+        targets = None if self.targets is None else self.targets.to(device)
+        return replace(self, x=self.x.to(device), y=self.y.to(device), targets=targets)
+
+    def take(self, index: torch.Tensor) -> Dataset:
+        """The samples at `index` (on the data's device), with their labels and targets; the
+        class names shrink to the labels still present."""
+        y = self.y[index]
+        names = self.names_by_label
+        return replace(
+            self,
+            x=self.x[index],
+            y=y,
+            targets=None if self.targets is None else self.targets[index],
+            class_names=[names[c] for c in torch.unique(y).tolist()],
+        )
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import operator
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -153,16 +152,8 @@ def labelled_splits(spec: str, limit: int | None = None, seed: int = 0) -> tuple
     keep = np.flatnonzero(~held_out)
     if limit is not None and _whole_number(limit, "limit", minimum=1) < keep.size:
         keep = np.sort(np.random.default_rng(seed).permutation(keep)[:limit])
-    return _subset(whole, keep), _subset(whole, np.flatnonzero(held_out))
-
-
-def _subset(dataset: Dataset, keep: np.ndarray) -> Dataset:
-    index = torch.from_numpy(keep)
-    y = dataset.y[index]
-    names = dataset.names_by_label
-    return replace(
-        dataset, x=dataset.x[index], y=y, class_names=[names[c] for c in torch.unique(y).tolist()]
-    )
+    test = whole.take(torch.from_numpy(np.flatnonzero(held_out)))
+    return whole.take(torch.from_numpy(keep)), test
 
 
 def _load_raw(name: str, split: str, seed: int) -> RawSplit:

@@ -35,7 +35,7 @@ from moa_core.export.page import (
 from moa_core.ui_state import score_tiles
 from moa_core.viz.density import density_contours, mean_density_table
 from moa_core.viz.images import image_grid, png_data_uri, thumbnails
-from moa_core.viz.latent import LATENT_CSS, latent_body, latent_scatter
+from moa_core.viz.latent import LATENT_CSS, latent_body
 from moa_core.viz.routing import routing_diagram
 from moa_core.viz.training import usage_figure
 
@@ -162,19 +162,10 @@ def latent_section(analysis: explore.RunAnalysis) -> Section | None:
         return None  # 2-D points are their own map: see the densities
     total = analysis.num_samples
     indices = explore.sample_indices(total, _point_count(analysis))
-    xy = explore.embed(analysis, indices, UmapParams())
     # What the model says of each image: its class for a classifier, else its cluster.
     mode = "true label" if "accuracy" in analysis.scores else "predicted cluster"
-    colors = explore.point_colors(analysis, indices, mode)
-    fig = latent_scatter(
-        xy,
-        colors.values,
-        categorical=colors.categories is not None,
-        categories=colors.categories,
-        color_title=mode,
-        hover_text=explore.hover_texts(analysis, indices),
-        thumbnails=thumbnails(explore.images(analysis, indices)),
-    )
+    images = thumbnails(explore.images(analysis, indices))
+    fig = explore.latent_map(analysis, indices, mode, UmapParams(), images)
     css, body = LATENT_CSS, latent_body(fig, include_plotlyjs=False)
     shown = "all" if len(indices) == total else f"a seeded sample of {len(indices)} of the"
     caption = (

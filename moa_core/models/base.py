@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 
 from moa_core.blocks.routing import Routing
+from moa_core.data.dataset import Dataset
+from moa_core.data.regression import attach_targets
 
 
 class ConfigError(ValueError):
@@ -30,6 +32,9 @@ class ModelConfig:
     train_defaults: ClassVar[dict[str, Any]] = {}
     # Supervised families (the routing classifiers) get the batch's class indices too.
     uses_labels: ClassVar[bool] = False
+    # Regression families (paper 002's gated experts) get the batch's target vectors
+    # (`Dataset.targets`, attached by `attach_targets`) as forward's second argument.
+    uses_targets: ClassVar[bool] = False
     in_channels: int = 1
     image_size: int = 16
 
@@ -56,6 +61,22 @@ class ModelConfig:
     def with_updates(self, **updates: Any) -> ModelConfig:
         """A copy with some fields changed, type-checked like `from_dict`."""
         return type(self).from_dict({**self.to_dict(), **updates})
+
+    @classmethod
+    def needs_held_out(cls) -> bool:
+        """Supervised families (classifiers, regressors) are scored on samples they never
+        trained on (`labelled_splits`); clustering families on their training samples."""
+        return cls.uses_labels or cls.uses_targets
+
+    def prepare_dataset(self, dataset: Dataset) -> Dataset:
+        """What the model trains and is scored on: `dataset` itself, or for a regression
+        family the same samples with its seeded per-class targets (`output_dim` and
+        `target_seed` fields; paper 002, §8.2 and spec §2.1). Every caller goes through here,
+        so the Trainer, `moa eval` and the pages never name a model."""
+        if not self.uses_targets:
+            return dataset
+        fields = self.to_dict()  # a regression config carries both (common contract)
+        return attach_targets(dataset, fields["output_dim"], fields["target_seed"])
 
 
 def coerce_value(owner: str, key: str, value: Any, expected: type) -> Any:
@@ -97,6 +118,8 @@ class MixtureOutput:
     class_logits: torch.Tensor | None = None
     # Every routing layer's gates and tensor strengths, in network order (paper 003, ch. 3).
     routing: list[Routing] = field(default_factory=list)
+    # Regressors only: the gated prediction ŷ = Σ_k g_k(x) f_k(x) [B, out] (paper 002, §4.1).
+    predictions: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -136,4 +159,21 @@ class GenerativeExperts(Protocol):
 
     def decode_codes(self, z: torch.Tensor) -> torch.Tensor:
         """Codes [B, K, L_max] → every expert's image [B, K, C, H, W]."""
+        ...
+
+
+@runtime_checkable
+class ClusterPrior(Protocol):
+    """Generative experts with a learned prior per cluster, z | c=k ~ N(μ_k, σ²_k) (paper 002's
+    VaDE and DMVAE): a cluster's samples come from that prior, not from N(0, I) nor from a
+    Gaussian fitted to codes (paper 002, Figs. 6, 7, 10, 11)."""
+
+    def cluster_prior_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and standard deviations of every cluster's codes, [K, L] each."""
+        ...
+
+    def sample_cluster_codes(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """n codes per cluster [n, K, L], for `GenerativeExperts.decode_codes`."""
         ...

@@ -28,6 +28,7 @@ from torch import nn
 from moa_core.blocks.augment import AugmentSettings, SeededAugmenter
 from moa_core.blocks.dynamic_conv import DynamicDecoder, DynamicEncoder, block_plan
 from moa_core.blocks.expert_bank import StackedLinear
+from moa_core.blocks.noise import SeededNoise
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig
 from moa_core.models.registry import register
 
@@ -104,6 +105,7 @@ class MoEVAE(nn.Module):
             DynamicEncoder(config.in_channels, plan), nn.Flatten(), nn.Linear(features, k)
         )
         self.augment = SeededAugmenter(PAPER_AUGMENTATION)
+        self.noise = SeededNoise()  # reparametrization noise that repeats with the seed
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """μ and log σ² [B, K, L_max], zero beyond each expert's own latent size."""
@@ -136,7 +138,7 @@ class MoEVAE(nn.Module):
         logits = self.manager(x)
         p = logits.softmax(1)
         mu, logvar = self.encode(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        z = mu + self.noise.normal_like(mu) * (0.5 * logvar).exp() if self.training else mu
         recon = self.decode(z)
         pixels = x[0].numel()
         bce = (

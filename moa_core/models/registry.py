@@ -42,7 +42,10 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def _load_families() -> None:
     """Import the family modules once so they register themselves."""
+    import moa_core.models.dmvae  # noqa: F401
+    import moa_core.models.gated_regression  # noqa: F401
     import moa_core.models.moa  # noqa: F401
     import moa_core.models.moe_vae  # noqa: F401
     import moa_core.models.multipath  # noqa: F401
     import moa_core.models.neural_em  # noqa: F401
+    import moa_core.models.vade  # noqa: F401

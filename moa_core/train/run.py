@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from moa_core.data import Dataset, labelled_splits, load_dataset
+from moa_core.data.regression import baseline_scores
 from moa_core.device import resolve_device
 from moa_core.models import ConfigError, ModelConfig, build_model, config_class
 from moa_core.train.control import TrainingControl
@@ -47,18 +48,22 @@ class TrainedRun:
         }
 
 
-def training_samples(spec: str, max_samples: int, seed: int, labelled: bool = False) -> Dataset:
+def training_samples(spec: str, max_samples: int, seed: int, held_out: bool = False) -> Dataset:
     """The exact samples a run trains on (a seeded subset when `max_samples` > 0), so a saved
-    run is re-scored by `moa eval` and the Latent page on what it saw. Classifiers
-    (`labelled`) never train on their test side (see `labelled_splits`)."""
-    if labelled:
+    run is re-scored by `moa eval` and the Latent page on what it saw. Families scored on a
+    `held_out` side (`ModelConfig.needs_held_out`) never train on it (see `labelled_splits`).
+    Regression targets are not attached here: see `ModelConfig.prepare_dataset`."""
+    if held_out:
         return labelled_splits(spec, max_samples or None, seed)[0]
     return load_dataset(spec, "train", limit=max_samples or None, seed=seed)
 
 
-def test_samples(model_type: str, spec: str) -> Dataset | None:
-    """The held-out samples a classifier is scored on; None for clustering models."""
-    return labelled_splits(spec)[1] if config_class(model_type).uses_labels else None
+def test_samples(config: ModelConfig, spec: str) -> Dataset | None:
+    """The held-out samples a classifier or regressor is scored on (a regressor's with its
+    targets); None for clustering models."""
+    if not config.needs_held_out():
+        return None
+    return config.prepare_dataset(labelled_splits(spec)[1])
 
 
 def prepare(
@@ -70,9 +75,10 @@ def prepare(
     """Validate everything and build the seeded model, before any training starts."""
     train_over, model_over = split_overrides(overrides or {})
     train_config = train_config_from(train_over, config_class(model_type).train_defaults)
-    labelled = config_class(model_type).uses_labels
-    dataset = training_samples(dataset_spec, train_config.max_samples, train_config.seed, labelled)
+    held_out = config_class(model_type).needs_held_out()
+    dataset = training_samples(dataset_spec, train_config.max_samples, train_config.seed, held_out)
     config = model_config_for(model_type, dataset, model_over)
+    dataset = config.prepare_dataset(dataset)
     # Jobs build models in parallel threads: seed and build under one lock, on a forked RNG,
     # so compare mode's two models get exactly the weights their seed promises.
     with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
@@ -99,10 +105,12 @@ def train_model(
         model_type, dataset_spec, overrides, initial_state
     )
     device = resolve_device(train_config.device)
-    test = test_samples(model_type, dataset_spec)
+    test = test_samples(config, dataset_spec)
     trainer = Trainer(model, dataset, train_config, device, callbacks, control, test)
     result = trainer.fit()
     if result.epochs_done:
         # Per-epoch metrics may use a subsample; the final figures cover every sample.
         result.metrics = evaluate(trainer.model, trainer.eval_source)
+        if test is not None and test.targets is not None:  # what the regressor must beat
+            result.metrics.update(baseline_scores(dataset, test))
     return TrainedRun(trainer.model, config, train_config, dataset, result)

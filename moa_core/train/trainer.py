@@ -7,7 +7,6 @@ lets a NaN/Inf loss reach the weights: it restores the last good snapshot and st
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -77,8 +76,11 @@ class Trainer:
         self.eval_source = self.data if eval_dataset is None else eval_dataset.to(device)
         self.eval_data = _subsample(self.eval_source, config.eval_limit, config.seed)
         config_of_model = getattr(model, "config", None)
-        self.uses_labels = bool(getattr(config_of_model, "uses_labels", False))
-        self.targets = self.data.class_indices()
+        uses_targets = bool(getattr(config_of_model, "uses_targets", False))
+        # Classifiers get class indices, regressors float targets [B, out], as forward's
+        # second argument; clustering families only x.
+        self.supervised = uses_targets or bool(getattr(config_of_model, "uses_labels", False))
+        self.targets = _training_targets(self.data) if uses_targets else self.data.class_indices()
         self.config = config
         self.callbacks = list(callbacks or [])
         self.control = control or TrainingControl()
@@ -102,7 +104,10 @@ class Trainer:
         status, message = "finished", ""
         started = {"total_steps": total_steps}
         self._emit(TrainEvent("started", 0, 0, metrics=started, snapshot=self.snapshot()))
+        begin_epoch = getattr(self.model, "begin_epoch", None)
         for epoch in range(1, self.config.epochs + 1):
+            if begin_epoch is not None:  # e.g. VaDE ends its pretraining with a GMM fit
+                begin_epoch(epoch, self.data.x)
             order = torch.randperm(len(self.data), generator=generator, device=self.device)
             for batch in order.split(self.config.batch_size):
                 if not self.control.wait_for_turn():
@@ -151,7 +156,7 @@ class Trainer:
         phase_losses = getattr(self.model, "phase_losses", None)
         if phase_losses:
             return phase_losses(x)
-        out = self.forward(x, y) if self.uses_labels else self.forward(x)
+        out = self.forward(x, y) if self.supervised else self.forward(x)
         return iter([out.loss])
 
     def _end_epoch(self, epoch: int, step: int) -> None:
@@ -218,10 +223,19 @@ def _weights_finite(model: nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def _training_targets(dataset: Dataset) -> torch.Tensor:
+    """A regressor's float targets [N, out], which the model config attached beforehand."""
+    if dataset.targets is None:
+        raise ValueError(
+            f"'{dataset.name}' has no regression targets: pass config.prepare_dataset(dataset)"
+        )
+    return dataset.targets.float()
+
+
 def _subsample(dataset: Dataset, limit: int, seed: int) -> Dataset:
     """At most `limit` samples for per-epoch metrics, so big datasets stay responsive."""
     if len(dataset) <= limit:
         return dataset
     generator = torch.Generator().manual_seed(seed)
     keep = torch.randperm(len(dataset), generator=generator)[:limit].to(dataset.x.device)
-    return dataclasses.replace(dataset, x=dataset.x[keep], y=dataset.y[keep])
+    return dataset.take(keep)
