@@ -54,6 +54,12 @@ PAGES = [
         "app_pages/pretraining.py", title="Pretraining pipeline", icon=":material/account_tree:"
     ),
     st.Page("app_pages/experts.py", title="Experts & latent walks", icon=":material/gesture:"),
+    st.Page("app_pages/generative.py", title="Generative mixtures", icon=":material/grain:"),
+    st.Page(
+        "app_pages/gated_regression.py",
+        title="Gated regression",
+        icon=":material/stacked_line_chart:",
+    ),
     st.Page("app_pages/your_data.py", title="Your data", icon=":material/upload_file:"),
     st.Page("app_pages/classroom.py", title="Classroom", icon=":material/groups:"),
 ]

@@ -15,6 +15,7 @@ import streamlit as st
 
 from app_pages import session, url_state
 from moa_core import ui_state
+from moa_core.checkpoint import CheckpointError, save_run
 from moa_core.data import build_point_set, data_dir, unbuilt_point_set
 from moa_core.data.bottleneck import BOTTLENECK_SETS
 from moa_core.train.control import TrainingControl
@@ -292,3 +293,37 @@ class JobPanel:
         metrics = ui_state.final_metrics(job)
         if metrics is not None:
             show_scores(metrics)
+
+    def save_controls(self, job: Job) -> None:
+        """Once the job has scores: Save as run, or what the click did, or why it cannot."""
+        if ui_state.final_metrics(job) is None:
+            return
+        saved = st.session_state.get(f"{self.tag}saved_{job.id}")
+        if saved:
+            level, text = saved
+            getattr(st, level)(text)
+        elif session.can_save_runs():
+            st.button("Save as run", key=f"save_{job.id}", on_click=self.save, args=(job.id,))
+        else:
+            st.caption(session.READ_ONLY_NOTE)
+
+    def save(self, job_id: int) -> None:
+        """Save the job's model as a run (a double click saves once); the outcome is kept in
+        the session for `save_controls` to show."""
+        key = f"{self.tag}saved_{job_id}"
+        if key in st.session_state:
+            return
+        job = self.manager.jobs.get(job_id)
+        run = job.state.run if job else None
+        why = None if session.can_save_runs() else session.READ_ONLY_NOTE
+        why = why or (None if run else "this run is no longer kept on the server")
+        if why:
+            st.session_state[key] = ("error", f"Could not save: {why}")
+            return
+        try:
+            self.manager.check_owner(job, session.browser_id())  # NotYourJob is an OSError
+            path = save_run(run.model, run.config, run.checkpoint_meta())
+            self.manager.mark_saved(job)
+            st.session_state[key] = ("success", f"Saved as run: `{path}`")
+        except (OSError, CheckpointError) as err:
+            st.session_state[key] = ("error", f"Could not save: {err}")

@@ -32,8 +32,11 @@ def analysed(run_id: str, _choice: CheckpointChoice) -> explore.RunAnalysis:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def point_thumbnails(run_id: str, count: int, _analysis: explore.RunAnalysis) -> list[str]:
-    """PNG data URIs of the plotted points (keyed by run and the seeded sample size)."""
+def point_thumbnails(run_id: str, count: int, _analysis: explore.RunAnalysis) -> list[str] | None:
+    """PNG data URIs of the plotted points (keyed by run and the seeded sample size); None
+    for 2-D points, which have no picture to show."""
+    if _analysis.dataset.kind != "image":
+        return None
     indices = explore.sample_indices(_analysis.num_samples, count)
     return thumbnails(explore.images(_analysis, indices))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import presenter, session, url_state
+from app_pages import presenter, url_state
 from app_pages.job_panel import (
     JobPanel,
     poll_seconds,
@@ -14,7 +14,6 @@ from app_pages.job_panel import (
 )
 from moa_core import ui_state
 from moa_core.analysis.health import collapse_message
-from moa_core.checkpoint import CheckpointError, save_run
 from moa_core.lessons import lesson_text, lesson_title
 from moa_core.train.jobs import Job
 from moa_core.train.setup import LR_SCHEDULES
@@ -93,25 +92,6 @@ def run_demo(lesson: str) -> None:
     for key, value in (ui_state.lesson_demo(lesson) or {}).items():
         st.session_state[f"{PREFIX}{key}"] = value
     start()
-
-
-def save(job_id: int) -> None:
-    if f"train_saved_{job_id}" in st.session_state:  # a double click saves once
-        return
-    job = panel.manager.jobs.get(job_id)
-    run = job.state.run if job else None
-    why = None if session.can_save_runs() else session.READ_ONLY_NOTE
-    why = why or (None if run else "this run is no longer kept on the server")
-    if why:
-        st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {why}")
-        return
-    try:
-        panel.manager.check_owner(job, session.browser_id())  # NotYourJob is an OSError
-        path = save_run(run.model, run.config, run.checkpoint_meta())
-        panel.manager.mark_saved(job)
-        st.session_state[f"train_saved_{job_id}"] = ("success", f"Saved as run: `{path}`")
-    except (OSError, CheckpointError) as err:
-        st.session_state[f"train_saved_{job_id}"] = ("error", f"Could not save: {err}")
 
 
 def apply_family_settings() -> None:
@@ -260,16 +240,7 @@ def job_panels(job: Job, view: dict, comparing: bool, index: int = 0) -> list:
 
 def job_results(job: Job) -> None:
     panel.results(job)
-    if ui_state.final_metrics(job) is None:
-        return
-    saved = st.session_state.get(f"train_saved_{job.id}")
-    if saved:
-        level, text = saved
-        getattr(st, level)(text)
-    elif session.can_save_runs():
-        st.button("Save as run", key=f"save_{job.id}", on_click=save, args=(job.id,))
-    else:
-        st.caption(session.READ_ONLY_NOTE)
+    panel.save_controls(job)
 
 
 def live_view(was_active: bool) -> None:

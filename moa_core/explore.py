@@ -140,7 +140,7 @@ def latent_map(
     indices: np.ndarray,
     mode: str,
     params: UmapParams,
-    point_thumbnails: list[str],
+    point_thumbnails: list[str] | None,
 ) -> go.Figure:
     """The Latent page's map of the chosen points (UMAP of their codes, coloured by `mode`,
     hover texts and thumbnails): the page and the HTML export draw the same figure."""

@@ -371,12 +371,15 @@ def score_tiles(metrics: dict[str, Any], split: str = "held-out") -> list[tuple[
             ("Dead gates", "no gates" if dead is None else f"{dead:.0%}"),
             ("Classes predicted", str(metrics["classes_predicted"])),
         ]
-    return [
+    tiles = [
         ("ACC", f"{metrics['acc']:.3f}"),
         ("NMI", f"{metrics['nmi']:.3f}"),
         ("ARI", f"{metrics['ari']:.3f}"),
         ("Clusters used", f"{metrics['clusters_used']}/{len(metrics['usage'])}"),
     ]
+    if "regression_mse" in metrics:  # a regressor (paper 002): its error on the test side
+        tiles.append(("Test error", f"{metrics['regression_mse']:.3g}"))
+    return tiles
 
 
 def progress_metrics(history: list[dict[str, Any]]) -> tuple[str, ...]:

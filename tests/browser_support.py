@@ -29,6 +29,8 @@ PAGES = {  # URL → the page's title (its heading once it has run)
     "/routing": "Routing",
     "/pretraining": "Pretraining pipeline",
     "/experts": "Experts & latent walks",
+    "/generative": "Generative mixtures",
+    "/gated_regression": "Gated regression",
     "/classroom": "Classroom",
     "/your_data": "Your data",
 }

@@ -3,6 +3,7 @@ Chromium with a fresh tab for the browser tests (each browser module serves its 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,10 +60,24 @@ def routing_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def gallery_app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One server with an empty run registry, shared by the modules whose pages open only the
-    bundled gallery and start no training (Start, shared links, presenter mode)."""
+    """One server with an empty run registry, shared by the modules whose pages open the
+    bundled gallery (Start, shared links, presenter mode, paper 002's two pages)."""
     runs = tmp_path_factory.mktemp("no_runs")
     with streamlit_server(runs, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def saved_run_app_url(
+    saved_run_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One server on a copy of `saved_run_dir` (its pages may save runs there) with its own
+    dataset cache, shared by the main page checks and the own-data upload."""
+    runs = tmp_path_factory.mktemp("browser_runs")
+    for path in saved_run_dir.iterdir():
+        shutil.copy2(path, runs / path.name)
+    env = {"MOA_CACHE_DIR": str(tmp_path_factory.mktemp("cache")), "MOA_RUNS_READONLY": ""}
+    with streamlit_server(runs, tmp_path_factory.mktemp("streamlit"), env) as url:
         yield url
 
 
@@ -75,7 +90,7 @@ def routing_app_url(
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not per session: its event loop would outlive the module
 def browser() -> Iterator:
     """Debian's Chromium under Playwright; the browser tests skip where either is missing."""
     if not CHROMIUM.exists():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from browser_support import (
     assert_no_exception,
     number_input,
     slow_down,
-    streamlit_server,
 )
 
 from moa_core.checkpoint import list_runs
@@ -26,10 +24,9 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def app_url(saved_run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run app.py` on a free local port, with one saved run in its registry."""
-    with streamlit_server(saved_run_dir, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
+def app_url(saved_run_app_url: str) -> str:
+    """The app with the tiny saved MoA+ run in its registry."""
+    return saved_run_app_url
 
 
 @pytest.fixture(scope="module")

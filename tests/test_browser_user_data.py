@@ -7,7 +7,6 @@ import io
 import re
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,6 @@ from browser_support import (
     RENDER_TIMEOUT_MS,
     assert_no_exception,
     number_input,
-    streamlit_server,
 )
 from PIL import Image, ImageDraw
 
@@ -54,15 +52,9 @@ def shapes_zip(count: int = 200, seed: int = 0) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A server with its own empty run registry and dataset cache."""
-    cache = tmp_path_factory.mktemp("cache")
-    with streamlit_server(
-        tmp_path_factory.mktemp("runs"),
-        tmp_path_factory.mktemp("streamlit"),
-        {"MOA_CACHE_DIR": str(cache), "MOA_RUNS_READONLY": ""},
-    ) as url:
-        yield url
+def app_url(saved_run_app_url: str) -> str:
+    """A server with its own dataset cache: the upload goes there, its run to the registry."""
+    return saved_run_app_url
 
 
 def test_an_uploaded_zip_trains_on_the_train_page_and_shows_on_the_latent_page(page) -> None:

@@ -193,7 +193,7 @@ def test_checkpoints_remember_the_vade_stage_and_the_temperature(tmp_path: Path)
 # --- VaDE pretraining and DMVAE's τ -----------------------------------------------------
 
 
-def test_vade_ends_pretraining_with_the_gmm_fit_of_the_encoder_means() -> None:
+def test_vade_ends_pretraining_with_the_gmm_fit_of_sampled_codes() -> None:
     model, x = _built(_config("vade", pretrain_epochs=2)).eval(), _blob_points()
     initial_means = model.prior.means.detach().clone()
     for epoch in (1, 2):
@@ -203,8 +203,13 @@ def test_vade_ends_pretraining_with_the_gmm_fit_of_the_encoder_means() -> None:
         mu, logvar = model.vae.encode(x)
         torch.testing.assert_close(out.loss_terms["kl_z"], standard_normal_kl(mu, logvar).mean())
     torch.testing.assert_close(model.prior.means, initial_means, rtol=0, atol=0)
-    with torch.no_grad():
-        fit = fit_diagonal_mixture(model.vae.encode(x)[0].numpy(), K, 5, model.noise.seed)
+    state = model.noise.generator(x.device).get_state()
+    with torch.no_grad():  # the codes begin_epoch draws next: same generator state
+        codes = model.sampled_codes(x)
+        mu, logvar = model.vae.encode(x)
+    assert not torch.allclose(codes, mu)  # sampled, not the means
+    fit = fit_diagonal_mixture(codes.numpy(), K, 5, model.noise.seed)
+    model.noise.generator(x.device).set_state(state)
     model.begin_epoch(3, x)
     assert not model.is_pretraining
     prior = model.prior

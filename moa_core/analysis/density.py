@@ -45,8 +45,11 @@ def cluster_densities(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).gate_probs.float()
 
 
-def density_grid(model: nn.Module, points: torch.Tensor, resolution: int = GRID_RESOLUTION):
-    """Evaluate the model on a resolution² grid: a square around `points` [N, 2] plus a margin.
+def square_grid(
+    points: torch.Tensor, resolution: int = GRID_RESOLUTION
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A resolution² grid over a square around `points` [N, 2] plus a margin: its x and y
+    axes [R] and its points [R², 2] row by row (y outer), on the points' device.
 
     Square, so a panel drawn at equal scale on both axes is square and the plane undistorted.
     """
@@ -58,10 +61,16 @@ def density_grid(model: nn.Module, points: torch.Tensor, resolution: int = GRID_
     ]
     gy, gx = torch.meshgrid(axes[1], axes[0], indexing="ij")
     plane = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1).to(points.dtype)
+    return axes[0], axes[1], plane
+
+
+def density_grid(model: nn.Module, points: torch.Tensor, resolution: int = GRID_RESOLUTION):
+    """Evaluate the model on the `square_grid` around `points` [N, 2]."""
+    xs, ys, plane = square_grid(points, resolution)
     values = cluster_densities(model, plane).T.reshape(-1, resolution, resolution)
     return DensityGrid(
-        xs=axes[0].cpu().numpy(),
-        ys=axes[1].cpu().numpy(),
+        xs=xs.cpu().numpy(),
+        ys=ys.cpu().numpy(),
         values=values.cpu().numpy(),
         kind=density_kind(model),
     )

@@ -177,3 +177,7 @@ class ClusterPrior(Protocol):
     ) -> torch.Tensor:
         """n codes per cluster [n, K, L], for `GenerativeExperts.decode_codes`."""
         ...
+
+    def code_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x)'s mean and standard deviation [B, L]."""
+        ...

@@ -163,6 +163,12 @@ class LatentClusters:
         """[B, K, L] → decoded means [B, K, *data_shape] (sigmoid means for images)."""
         return self.vae.mean(z)
 
+    def code_moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x)'s mean μ̃ and standard deviation σ̃ [B, L], for reconstructions from a
+        sampled z as paper 002 draws them (Figs. 4, 5, 8, 9)."""
+        mu, logvar = self.vae.encode(x)
+        return mu, (0.5 * logvar).exp()
+
     def cluster_prior_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The learned prior's means and standard deviations [K, L]."""
         return self.prior.means, (0.5 * self.prior.logvars).exp()

@@ -31,7 +31,7 @@ from moa_core.train.presence import BrowserPresence
 from moa_core.train.pretraining import PipelineStopped
 from moa_core.train.queue_wait import queue_wait
 from moa_core.train.run import TrainedRun, train_model
-from moa_core.train.trainer import Callback, TrainEvent
+from moa_core.train.trainer import Callback, SnapshotHook, TrainEvent
 
 USER_ERRORS = (ConfigError, DatasetError, DeviceError)
 
@@ -48,6 +48,8 @@ class JobSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     label: str = ""
     work: Work | None = None
+    # The page's live figures, computed from the model at every snapshot (`SnapshotHook`).
+    snapshot_hooks: tuple[SnapshotHook, ...] = ()
 
 
 class JobState:
@@ -413,7 +415,12 @@ class JobManager:
                 job.state.set_status("finished")
             else:
                 run = train_model(
-                    spec.model_type, spec.dataset, spec.overrides, [job.state.on_event], job.control
+                    spec.model_type,
+                    spec.dataset,
+                    spec.overrides,
+                    [job.state.on_event],
+                    job.control,
+                    snapshot_hooks=spec.snapshot_hooks,
                 )
                 job.state.run = run
                 job.state.set_status(run.result.status, run.result.message)

@@ -4,6 +4,7 @@ manager and the benchmarks all train through here, so they train the same way.""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from moa_core.train.setup import (
     split_overrides,
     train_config_from,
 )
-from moa_core.train.trainer import Callback, Trainer, TrainResult
+from moa_core.train.trainer import Callback, SnapshotHook, Trainer, TrainResult
 
 _BUILD_LOCK = threading.Lock()
 
@@ -100,13 +101,16 @@ def train_model(
     callbacks: list[Callback] | None = None,
     control: TrainingControl | None = None,
     initial_state: dict[str, torch.Tensor] | None = None,
+    snapshot_hooks: Sequence[SnapshotHook] = (),
 ) -> TrainedRun:
     model, config, train_config, dataset = prepare(
         model_type, dataset_spec, overrides, initial_state
     )
     device = resolve_device(train_config.device)
     test = test_samples(config, dataset_spec)
-    trainer = Trainer(model, dataset, train_config, device, callbacks, control, test)
+    trainer = Trainer(
+        model, dataset, train_config, device, callbacks, control, test, snapshot_hooks
+    )
     result = trainer.fit()
     if result.epochs_done:
         # Per-epoch metrics may use a subsample; the final figures cover every sample.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from moa_core.analysis.density import plane_snapshot
+from moa_core.analysis.eval_mode import eval_mode
 from moa_core.analysis.routing import routing_views
 from moa_core.data import Dataset
 from moa_core.models.base import train_phases
@@ -44,6 +45,9 @@ class TrainEvent:
 
 
 Callback = Callable[[TrainEvent], None]
+# A page's own live figures: (model in eval mode, training data) → entries added to every
+# snapshot, so per-page drawing logic stays out of the Trainer.
+SnapshotHook = Callable[[nn.Module, Dataset], dict]
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Trainer:
         callbacks: list[Callback] | None = None,
         control: TrainingControl | None = None,
         eval_dataset: Dataset | None = None,
+        snapshot_hooks: Sequence[SnapshotHook] = (),
     ) -> None:
         self.model = model.to(device)
         self.device = device
@@ -83,6 +88,7 @@ class Trainer:
         self.targets = _training_targets(self.data) if uses_targets else self.data.class_indices()
         self.config = config
         self.callbacks = list(callbacks or [])
+        self.snapshot_hooks = tuple(snapshot_hooks)
         self.control = control or TrainingControl()
         # One Adam per training phase (paper 004's two-fold optimization has two).
         self.phases = train_phases(self.model)
@@ -176,7 +182,7 @@ class Trainer:
     def snapshot(self) -> dict:
         """A few inputs with each expert's reconstruction and gate, for the live grid; for 2-D
         points also the cluster densities over the plane, for the live contour plot; for
-        routing networks the first input's routing."""
+        routing networks the first input's routing; then each snapshot hook's entries."""
         self.model.eval()
         x = self.data.x[:SNAPSHOT_SAMPLES]
         out = self.model(x)
@@ -188,6 +194,10 @@ class Trainer:
             snap["routing"] = routing_views(self.model, x[:1])[0]
         if self.data.kind == "points" and self.data.x.shape[1] == 2:
             snap["plane"] = plane_snapshot(self.model, self.data.x, self.config.seed)
+        if self.snapshot_hooks:
+            with eval_mode(self.model):
+                for hook in self.snapshot_hooks:
+                    snap.update(hook(self.model, self.data))
         return snap
 
     def _set_learning_rate(self, progress: float) -> None:
