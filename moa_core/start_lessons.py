@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from moa_core.gallery import PREFIX as GALLERY_PREFIX
 from moa_core.gallery import gallery_id, thumbnail_path
 
 
@@ -47,14 +48,23 @@ class LessonCard:
         path = thumbnail_path(self.thumbnail)
         return path if path.is_file() else None
 
+    def runs(self) -> list[str]:
+        """Every gallery run the card opens: its `run` and those its params name (a page that
+        compares two runs takes them as its own params)."""
+        named = [
+            v.removeprefix(GALLERY_PREFIX) for _, v in self.params if v.startswith(GALLERY_PREFIX)
+        ]
+        return ([self.run] if self.run else []) + named
+
     def missing(self, gallery_names: Collection[str]) -> str:
         """Why the card cannot open its page (one line), or "" when it can."""
-        if self.run and self.run not in gallery_names:
-            return f"Not bundled here: `make gallery` builds `{self.run}`."
+        absent = [name for name in self.runs() if name not in gallery_names]
+        if absent:
+            return f"Not bundled here: `make gallery` builds `{absent[0]}`."
         return ""
 
 
-LESSONS: tuple[LessonCard, ...] = (  # three rows of three on the Start page
+LESSONS: tuple[LessonCard, ...] = (  # rows of three on the Start page
     LessonCard(
         "Why do experts collapse?",
         "In plain MoA one expert wins almost every image (see its usage bar); the next card "
@@ -136,6 +146,26 @@ LESSONS: tuple[LessonCard, ...] = (  # three rows of three on the Start page
         run="multipath_cc_noreg",
         params=(("tab", "vs"),),  # the Routing page's "With vs without regularization" tab
         thumbnail="multipath_cc_noreg",
+    ),
+    LessonCard(
+        "Can a cluster draw its own digits?",
+        "VaDE and DMVAE put a Gaussian mixture inside a VAE: each row is one cluster's "
+        "samples, VaDE's cluster found by Bayes' rule, DMVAE's by its own encoder.",
+        "app_pages/generative.py",
+        "Generative mixtures",
+        params=(
+            ("source", "saved"),
+            ("run_a", gallery_id("vade_digits")),
+            ("run_b", gallery_id("dmvae_digits")),
+        ),
+        thumbnail="dmvae_digits",
+    ),
+    LessonCard(
+        "Which gate carves the spiral?",
+        "DVMoE's gate is a generative model's q(c|x), DeepMoE's a plain network: train both "
+        "on the spiral and see where each sends the plane and how well its experts regress.",
+        "app_pages/gated_regression.py",
+        "Gated regression",
     ),
 )
 YOUR_OWN: tuple[LessonCard, ...] = (  # a row of their own, below the lessons

@@ -21,6 +21,7 @@ FIGURE = ", ".join(
 READY = {  # pages that draw nothing before the user acts: the control that starts it
     "/train": MAIN + 'button:has-text("Start")',
     "/your_data": MAIN + '[data-testid="stFileUploader"]',
+    "/gated_regression": MAIN + 'button:has-text("Start")',
 }
 SYNTHESIZING = "/maximize"  # its synthesis runs as a job: an analysis, not a training
 STOP_ROWS = """main => [...main.querySelectorAll('button')]
