@@ -17,11 +17,11 @@ from app_pages.checkpoint_picker import (
 )
 from app_pages.job_panel import (
     JobPanel,
-    poll_seconds,
-    publish_settings,
-    seed_settings,
+    link_numbers,
     show_dataset_problem,
     show_scores,
+    snapshot_parts,
+    train_live,
 )
 from moa_core import ui_state
 from moa_core.analysis.density import PlaneSnapshot, plane_snapshot
@@ -40,7 +40,7 @@ DEFAULT_SHOWN = 3  # paper 004, Fig. 5 draws three clusters
 TRAIN_HERE, SAVED = "Train here", "A saved run"
 DEFAULT_RUN = gallery_id("neural_em_2d_normalized")  # beside gallery/neural_em_2d_plain
 # Each number widget's range, which is also what a link may ask for.
-LIMITS = {"num_clusters": (0, 30), "epochs": (1, 500), "seed": (0, 1_000_000), "lr": (1e-5, 1.0)}
+LIMITS = {"num_clusters": (0, 30), "epochs": (1, 500), "lr": (1e-5, 1.0), "seed": (0, 1_000_000)}
 # The query parameter of each `PlaneSettings` field in a shared link.
 PARAMS = {
     "dataset": "dataset",
@@ -55,28 +55,16 @@ PARAMS = {
 panel = JobPanel(PREFIX)
 
 
-def start() -> None:
-    settings = ui_state.PlaneSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
-    panel.start(settings.job_specs())
-
-
 def link_settings() -> ui_state.PlaneSettings:
     """The link's settings, each checked: a bad one is the default and a phrase in the
     page's one-line note."""
     d = ui_state.PlaneSettings()
-
-    def number(field: str):
-        return url_state.url_number(PARAMS[field], *LIMITS[field], getattr(d, field))
-
     return ui_state.PlaneSettings(
         dataset=url_state.url_choice(PARAMS["dataset"], ui_state.point_datasets(), d.dataset),
         model_type=url_state.url_choice(
             PARAMS["model_type"], ui_state.point_model_types(), d.model_type
         ),
-        num_clusters=number("num_clusters"),
-        epochs=number("epochs"),
-        lr=number("lr"),
-        seed=number("seed"),
+        **link_numbers(d, PARAMS, LIMITS),
         side_by_side=url_state.url_flag(PARAMS["side_by_side"], d.side_by_side),
     )
 
@@ -154,9 +142,7 @@ def live_view(was_active: bool) -> None:
             "is redrawn after every epoch. Use *Slow down* to watch it form."
         )
         return
-    views = {job.id: job.state.view() for job in jobs}
-    if was_active and not any(ui_state.is_active(job) for job in jobs):
-        st.rerun()  # full rerun: stops the polling and unlocks the settings
+    views = panel.views(jobs, was_active)
     for job, column in zip(jobs, st.columns(len(jobs)), strict=True):
         with column:
             panel.header(job, views[job.id])
@@ -166,25 +152,11 @@ def live_view(was_active: bool) -> None:
             verdict = metrics and collapse_message(metrics["usage"], "cluster", fix)
             if verdict:
                 st.warning(verdict)
-    planes = {
-        job.spec.label: views[job.id]["snapshot"]["plane"]
-        for job in jobs
-        if views[job.id]["snapshot"] and "plane" in views[job.id]["snapshot"]
-    }
+    planes = snapshot_parts(jobs, views, "plane")
     if planes:
         draw_planes(planes, str(jobs[0].id))
     else:
         st.caption("The densities appear as soon as the training starts.")
-
-
-def train_here() -> None:
-    seed_settings(PREFIX, ui_state.PlaneSettings, link_settings)
-    active = bool(panel.active_jobs())
-    problem = settings_panel(locked=active)
-    publish_settings(PREFIX, PARAMS)
-    panel.buttons(start, disabled=bool(problem))
-    poll = poll_seconds(POLL_SECONDS) if active else None
-    st.fragment(run_every=poll)(live_view)(was_active=active)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Drawing the densities over the plane…")
@@ -279,6 +251,14 @@ view = st.radio(
 )
 if view == TRAIN_HERE:
     url_state.forget(RUN_PARAM)
-    train_here()
+    train_live(
+        panel,
+        ui_state.PlaneSettings,
+        link_settings,
+        PARAMS,
+        settings_panel,
+        live_view,
+        POLL_SECONDS,
+    )
 else:
     saved_view()

@@ -9,10 +9,10 @@ import streamlit as st
 from app_pages import presenter, url_state
 from app_pages.job_panel import (
     JobPanel,
-    poll_seconds,
-    publish_settings,
-    seed_settings,
+    link_numbers,
     show_dataset_problem,
+    snapshot_parts,
+    train_live,
 )
 from moa_core import ui_state
 from moa_core.analysis import gated_regression as analysis
@@ -45,27 +45,14 @@ FIX = "Try another seed or more epochs: the experts then share the plane."
 panel = JobPanel(PREFIX)
 
 
-def start() -> None:
-    settings = analysis.RegressionSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
-    panel.start(settings.job_specs())
-
-
 def link_settings() -> analysis.RegressionSettings:
     """The link's settings, each checked: a bad one is the default and a phrase in the
     page's one-line note."""
     d = analysis.RegressionSettings()
-
-    def number(field: str) -> int:
-        return url_state.url_number(PARAMS[field], *LIMITS[field], getattr(d, field))
-
     return analysis.RegressionSettings(
         dataset=url_state.url_choice(PARAMS["dataset"], ui_state.point_datasets(), d.dataset),
         output_dim=url_state.url_choice(PARAMS["output_dim"], analysis.OUTPUT_DIMS, d.output_dim),
-        latent_dim=number("latent_dim"),
-        epochs=number("epochs"),
-        max_samples=number("max_samples"),
-        seed=number("seed"),
-        target_seed=number("target_seed"),
+        **link_numbers(d, PARAMS, LIMITS),
     )
 
 
@@ -191,11 +178,7 @@ def output_choice(planes: dict) -> int:
 
 
 def figures(jobs: list[Job], views: dict[int, dict], baselines: dict[str, float]) -> None:
-    planes = {
-        job.spec.label: views[job.id]["snapshot"][analysis.SNAPSHOT_KEY]
-        for job in jobs
-        if views[job.id]["snapshot"] and analysis.SNAPSHOT_KEY in views[job.id]["snapshot"]
-    }
+    planes = snapshot_parts(jobs, views, analysis.SNAPSHOT_KEY)
     if not planes:
         st.caption("The gates and predictions appear as soon as the training starts.")
         return
@@ -242,9 +225,7 @@ def live_view(was_active: bool) -> None:
         )
         table1()
         return
-    views = {job.id: job.state.view() for job in jobs}
-    if was_active and not any(ui_state.is_active(job) for job in jobs):
-        st.rerun()  # full rerun: stops the polling and unlocks the settings
+    views = panel.views(jobs, was_active)
     baselines = job_baselines(jobs[0])
     for job, column in zip(jobs, st.columns(len(jobs)), strict=True):
         with column:
@@ -257,10 +238,12 @@ st.title("Gated regression")
 url_state.start_page()
 with st.expander(lesson_title("gated_regression")):
     st.markdown(lesson_text("gated_regression"))
-seed_settings(PREFIX, analysis.RegressionSettings, link_settings)
-active = bool(panel.active_jobs())
-problem = settings_panel(locked=active)
-publish_settings(PREFIX, PARAMS)
-panel.buttons(start, disabled=bool(problem))
-poll = poll_seconds(POLL_SECONDS) if active else None
-st.fragment(run_every=poll)(live_view)(was_active=active)
+train_live(
+    panel,
+    analysis.RegressionSettings,
+    link_settings,
+    PARAMS,
+    settings_panel,
+    live_view,
+    POLL_SECONDS,
+)

@@ -10,11 +10,11 @@ from app_pages import presenter, url_state
 from app_pages.checkpoint_picker import CheckpointChoice, choice_for, load_with_data
 from app_pages.job_panel import (
     JobPanel,
-    poll_seconds,
-    publish_settings,
-    seed_settings,
+    link_numbers,
     show_dataset_problem,
     show_scores,
+    snapshot_parts,
+    train_live,
 )
 from moa_core import ui_state
 from moa_core.analysis.generative import (
@@ -70,22 +70,13 @@ PARAMS = {  # `GenerativeSettings` field → query parameter
 panel = JobPanel(PREFIX)
 
 
-def start() -> None:
-    settings = GenerativeSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
-    panel.start(settings.job_specs())
-
-
 def link_settings() -> GenerativeSettings:
     """The link's settings, each checked: a bad one is the default and a phrase in the note."""
     d = GenerativeSettings()
-
-    def number(field: str):
-        return url_state.url_number(PARAMS[field], *LIMITS[field], getattr(d, field))
-
     return GenerativeSettings(
         dataset=url_state.url_choice(PARAMS["dataset"], generative_datasets(), d.dataset),
         pretraining=url_state.url_flag(PARAMS["pretraining"], d.pretraining),
-        **{field: number(field) for field in LIMITS},
+        **link_numbers(d, PARAMS, LIMITS),
     )
 
 
@@ -257,9 +248,7 @@ def live_view(was_active: bool) -> None:
             "and every figure below is redrawn after each epoch."
         )
         return
-    views = {job.id: job.state.view() for job in jobs}
-    if was_active and not any(ui_state.is_active(job) for job in jobs):
-        st.rerun()  # full rerun: stops the polling and unlocks the settings
+    views = panel.views(jobs, was_active)
     snapshots = {job.spec.label: (views[job.id]["snapshot"] or {}) for job in jobs}
     for job, column in zip(jobs, st.columns(len(jobs)), strict=True):
         with column:
@@ -277,21 +266,11 @@ def live_view(was_active: bool) -> None:
         "(§8.1.2). ELBO: minus the loss on the training samples, z = μ̃; open markers: "
         "VaDE's pretraining epochs (a plain VAE, before the GMM fit)."
     )
-    shown = {label: snap["generative"] for label, snap in snapshots.items() if "generative" in snap}
+    shown = snapshot_parts(jobs, views, "generative")
     if len(shown) == len(jobs):
         draw_views(shown)
     else:
         st.caption("The figures appear as soon as both trainings start.")
-
-
-def train_here() -> None:
-    seed_settings(PREFIX, GenerativeSettings, link_settings)
-    active = bool(panel.active_jobs())
-    problem = settings_panel(locked=active)
-    publish_settings(PREFIX, PARAMS)
-    panel.buttons(start, disabled=bool(problem))
-    poll = poll_seconds(POLL_SECONDS) if active else None
-    st.fragment(run_every=poll)(live_view)(was_active=active)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Sampling and encoding…")
@@ -362,6 +341,8 @@ source = st.radio(
 url_state.publish(source=next(word for word, name in SOURCES.items() if name == source))
 if source == TRAIN_HERE:
     url_state.forget(*RUN_PARAMS)
-    train_here()
+    train_live(
+        panel, GenerativeSettings, link_settings, PARAMS, settings_panel, live_view, POLL_SECONDS
+    )
 else:
     saved_view()

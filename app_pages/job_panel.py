@@ -1,4 +1,5 @@
-"""Start/pause/step/stop buttons and status lines for a page's training jobs (not a page).
+"""Start/pause/step/stop buttons and status lines for a page's training jobs (not a page),
+and `train_live`, the body of a page that trains its runs side by side and redraws them live.
 
 Each page keeps its own job ids in the session under `<prefix>job_ids`, so the Train page
 and the Cluster distributions page each control only their own jobs. The jobs belong to
@@ -189,6 +190,60 @@ def publish_settings(prefix: str, params: Mapping[str, str]) -> None:
     url_state.publish(**{param: st.session_state[prefix + f] for f, param in params.items()})
 
 
+def link_numbers(
+    defaults: ui_state.PageSettings,
+    params: Mapping[str, str],
+    limits: Mapping[str, tuple[float, float]],
+) -> dict[str, Any]:
+    """Each field of `limits` (field → widget range) as the link asks for it (`params`: field
+    → query parameter), checked against that range: a bad one is the field of `defaults` and
+    a phrase in the page's one-line note, in the order of `limits`."""
+    return {
+        field: url_state.url_number(params[field], *limits[field], getattr(defaults, field))
+        for field in limits
+    }
+
+
+def snapshot_parts(jobs: list[Job], views: Mapping[int, dict], key: str) -> dict[str, Any]:
+    """Run label → the part `key` of each job's latest snapshot, for the jobs that have
+    drawn one yet (a job's first snapshot comes with its first epoch)."""
+    return {
+        job.spec.label: snapshot[key]
+        for job in jobs
+        if key in (snapshot := views[job.id]["snapshot"] or {})
+    }
+
+
+def train_live(
+    panel: JobPanel,
+    settings: type[ui_state.PageSettings],
+    from_link: Callable[[], ui_state.PageSettings],
+    params: Mapping[str, str],
+    settings_panel: Callable[[bool], str | None],
+    live_view: Callable[[bool], None],
+    poll: float,
+) -> None:
+    """A page that trains its runs side by side, live: the widgets seeded from the link,
+    `settings_panel(locked)` (the problem it returns keeps Start off), the link kept current,
+    the buttons, then `live_view(was_active)` as a fragment redrawn every `poll` seconds
+    (stretched by `poll_seconds`) while jobs run. One body, so every such page starts, locks
+    and polls alike. `settings`: a `PageSettings` with `job_specs()`, read from the session
+    when Start is pressed."""
+    prefix = panel.tag
+
+    def start() -> None:
+        chosen = settings.from_mapping(dict(st.session_state), prefix=prefix)
+        panel.start(chosen.job_specs())
+
+    seed_settings(prefix, settings, from_link)
+    active = bool(panel.active_jobs())
+    problem = settings_panel(active)
+    publish_settings(prefix, params)
+    panel.buttons(start, disabled=bool(problem))
+    run_every = poll_seconds(poll) if active else None
+    st.fragment(run_every=run_every)(live_view)(was_active=active)
+
+
 def show_scores(metrics: dict[str, Any]) -> None:
     """A run's headline scores as a row of tiles."""
     tiles = ui_state.score_tiles(metrics)
@@ -218,6 +273,14 @@ class JobPanel:
 
     def active_jobs(self) -> list[Job]:
         return [job for job in self.jobs() if ui_state.is_active(job)]
+
+    def views(self, jobs: list[Job], was_active: bool) -> dict[int, dict]:
+        """Each job's state now, by id; a full rerun once the last active one has ended: it
+        stops the polling and unlocks the settings."""
+        views = {job.id: job.state.view() for job in jobs}
+        if was_active and not any(ui_state.is_active(job) for job in jobs):
+            st.rerun()
+        return views
 
     # Button callbacks run before the script, so the same run already draws their effect.
     def start(self, specs: list[JobSpec]) -> None:

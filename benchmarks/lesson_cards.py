@@ -54,6 +54,7 @@ FIGURE = ", ".join(
 READY = {  # pages with no figure before the user acts: the control that starts one
     "/train": MAIN + 'button:has-text("Start")',
     "/your_data": MAIN + '[data-testid="stFileUploader"]',
+    "/gated_regression": MAIN + 'button:has-text("Start")',
 }
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 if str(Path(__file__).resolve().parent.parent) not in sys.path:  # scripts run from elsewhere
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,6 +36,7 @@ PAGES = {  # URL → the page's title (its heading once it has run)
     "/your_data": "Your data",
 }
 RENDER_TIMEOUT_MS = 180_000  # the first Latent page waits for UMAP's compile and a model pass
+MAIN = '[data-testid="stMain"] '  # a selector's prefix: in the page, not the sidebar
 
 
 @contextmanager
@@ -49,6 +51,20 @@ def streamlit_server(runs_dir: Path, log_dir: Path, env: dict | None = None) -> 
 def assert_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in page.locator("body").inner_text()
+
+
+def train_pair(page, link: str, epochs: int, figures: int) -> None:
+    """Open `link` on a page that trains two runs side by side, press Start, and wait until
+    both have finished `epochs` epochs and the page shows `figures` Plotly figures: paper
+    002's pages are checked alike, each then for what only it draws."""
+    from playwright.sync_api import expect
+
+    page.goto(link)
+    page.get_by_role("heading", name=PAGES[urlsplit(link).path], exact=True).wait_for()
+    page.get_by_role("button", name="Start").click()
+    finished = page.get_by_text(f"finished — {epochs} epochs")
+    expect(finished).to_have_count(2, timeout=RENDER_TIMEOUT_MS)
+    expect(page.locator(MAIN + ".js-plotly-plot")).to_have_count(figures)
 
 
 def number_input(page, label: str, value: int) -> None:

@@ -131,6 +131,23 @@ def new_jobs():
         job.wait(300)
 
 
+@pytest.fixture
+def trained_on_page(new_jobs):
+    """`train(at)`: press the page's Start (an `AppTest`), wait for the jobs it submitted to
+    finish, and rerun the page, which must then show no exception or error; returns the
+    jobs. The steps every page test of live side-by-side training takes before its checks."""
+
+    def train(at, timeout: float = 300) -> list:
+        next(b for b in at.button if b.label == "Start").click().run()
+        jobs = new_jobs()
+        assert jobs and all(job.wait(timeout) for job in jobs), "training did not finish"
+        at.run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        return jobs
+
+    return train
+
+
 @pytest.fixture(scope="session")
 def tiny_pipeline():
     """A finished `run_pipeline` on 300 digits (a `PipelineRun`: the mixture and its record)."""

@@ -7,14 +7,13 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_support import PAGES, RENDER_TIMEOUT_MS, assert_no_exception
+from browser_support import MAIN, PAGES, RENDER_TIMEOUT_MS, assert_no_exception
 
 from moa_core.gallery import gallery_runs
 from moa_core.start_lessons import CARDS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-MAIN = '[data-testid="stMain"] '
 FIGURE = ", ".join(
     MAIN + selector for selector in (".js-plotly-plot", '[data-testid="stImage"] img', "iframe")
 )

@@ -19,7 +19,6 @@ from moa_core.analysis.density import (
 )
 from moa_core.models import build_model
 from moa_core.models.neural_em import NeuralEMConfig
-from moa_core.train.jobs import job_manager
 from moa_core.train.run import train_model
 from moa_core.ui_state import PlaneSettings, point_model_types
 from moa_core.viz.density import density_contours, mean_density_table
@@ -154,20 +153,13 @@ def test_plane_settings_add_the_ablation_side_by_side() -> None:
     assert len(PlaneSettings(side_by_side=False).job_specs()) == 1
 
 
-def test_page_trains_both_runs_and_draws_contours_and_table() -> None:
+def test_page_trains_both_runs_and_draws_contours_and_table(trained_on_page) -> None:
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     assert not at.exception
     at.selectbox(key="dist_dataset").set_value("blobs").run()
     at.number_input(key="dist_epochs").set_value(4).run()
-    known = set(job_manager().jobs)
-    at.button[0].click().run()  # Start
-    jobs = [job for i, job in job_manager().jobs.items() if i not in known]
-    assert len(jobs) == 2
-    for job in jobs:
-        assert job.wait(120)
-    at.run()
-    assert not at.exception and not at.error
+    assert len(trained_on_page(at, timeout=120)) == 2
     assert len(at.success) == 2
     assert all(s.value.startswith("finished — 4 epochs") for s in at.success)
     (chart,) = at.get("plotly_chart")  # one figure compares both runs: 2 rows × 3 clusters

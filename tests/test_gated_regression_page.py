@@ -17,7 +17,6 @@ from moa_core.train.run import prepare, train_model
 from moa_core.viz import gated_regression as viz
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "gated_regression.py")
-JOB_TIMEOUT = 300
 # Small enough for a second of CPU: 300 spiral points, thin networks.
 TINY_NETS = {
     "dvmoe": {"encoder_units": [16], "decoder_units": [16], "gate_units": [16], "latent_dim": 2},
@@ -150,19 +149,15 @@ def test_settings_train_both_gates_on_the_same_samples_and_targets() -> None:
     assert specs[0].overrides["latent_dim"] == 2
 
 
-def test_the_page_trains_both_live_and_draws_every_figure(new_jobs) -> None:
+def test_the_page_trains_both_live_and_draws_every_figure(trained_on_page) -> None:
     at = AppTest.from_file(PAGE, default_timeout=60)
     at.query_params.update({"epochs": "2", "n": "300", "out": "2"})
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="greg_output_dim").value == 2
     assert len(at.dataframe) == 1  # Table 1 waits for the first run
-    next(b for b in at.button if b.label == "Start").click().run()
-    jobs = new_jobs()
+    jobs = trained_on_page(at)
     assert [job.spec.label for job in jobs] == ["DVMoE", "DeepMoE"]
-    assert all(job.wait(JOB_TIMEOUT) for job in jobs), "training did not finish"
-    at.run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
     charts = [chart.key for chart in at.get("plotly_chart")]
     assert charts == ["gate_maps", "predictions", "errors", "parity"]
     assert [m.label for m in at.metric].count("Test error") == 2

@@ -23,7 +23,7 @@ from moa_core.analysis.gated_regression import (
 )
 from moa_core.viz.density import cluster_colorscale
 from moa_core.viz.latent import category_color
-from moa_core.viz.training import log_ticks, run_color
+from moa_core.viz.training import epoch_trace, log_ticks, run_color
 
 FIGURE_WIDTH = 820  # px: the main column at 1280 px with the sidebar open
 MARGIN = {"l": 70, "r": 10, "t": 60, "b": 40}
@@ -220,12 +220,8 @@ def error_curves(
         rows = [row for row in history if row.get("regression_mse") is not None]
         values += [row["regression_mse"] for row in rows]
         fig.add_trace(
-            go.Scatter(
-                x=[row["epoch"] for row in rows],
-                y=[row["regression_mse"] for row in rows],
-                mode="lines+markers",
-                name=label,
-                line={"color": run_color(i), "width": 3},
+            epoch_trace(
+                rows, "regression_mse", name=label, line={"color": run_color(i), "width": 3}
             )
         )
     last = max((row["epoch"] for h in histories.values() for row in h), default=1)

@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 
 from moa_core.viz.images import GAP_COLOR, grid_border, image_grid
 from moa_core.viz.latent import category_color
-from moa_core.viz.training import MARGIN, run_color
+from moa_core.viz.training import MARGIN, epoch_trace, run_color
 
 GAP = 2  # grey pixels between tiles
 SEPARATOR = 16  # grey pixels between the originals and the reconstructions
@@ -167,10 +167,9 @@ def progress_figure(
     for i, (label, rows) in enumerate(scores.items()):
         for metric, dash in (("acc", "solid"), ("nmi", "dot")):
             fig.add_trace(
-                go.Scatter(
-                    x=[row["epoch"] for row in rows],
-                    y=[row.get(metric) for row in rows],
-                    mode="lines+markers",
+                epoch_trace(
+                    rows,
+                    metric,
                     name=f"{label} {metric.upper()}",
                     legendgroup=label,
                     showlegend=False,
@@ -182,10 +181,9 @@ def progress_figure(
     for i, (label, rows) in enumerate(elbos.items()):
         shown = [row for row in rows if row["epoch"] >= 1]
         fig.add_trace(
-            go.Scatter(
-                x=[row["epoch"] for row in shown],
-                y=[row["elbo"] for row in shown],
-                mode="lines+markers",
+            epoch_trace(
+                shown,
+                "elbo",
                 name=label,
                 legendgroup=label,
                 line=dict(color=run_color(i)),

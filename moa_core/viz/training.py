@@ -35,6 +35,18 @@ def run_color(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+def epoch_trace(rows: Sequence[Mapping], key: str, **style) -> go.Scatter:
+    """One run's `key` after each epoch as lines and markers (`rows`: per-epoch dicts with
+    `epoch`, as `JobState.epochs` holds; a row without `key` leaves a gap). Every per-epoch
+    curve draws through it, so they read alike; `style`: the trace's name, line, marker."""
+    return go.Scatter(
+        x=[row["epoch"] for row in rows],
+        y=[row.get(key) for row in rows],
+        mode="lines+markers",
+        **style,
+    )
+
+
 def downsample(points: Sequence[tuple[int, float]], max_points: int) -> np.ndarray:
     """`[(step, loss)]` → at most `max_points` rows of bin means, so long runs stay light.
 
@@ -145,13 +157,11 @@ def metrics_figure(
     """
     fig = go.Figure()
     for i, (label, history) in enumerate(histories.items()):
-        epochs = [row["epoch"] for row in history]
         for j, metric in enumerate(metrics):
             fig.add_trace(
-                go.Scatter(
-                    x=epochs,
-                    y=[row.get(metric) for row in history],
-                    mode="lines+markers",
+                epoch_trace(
+                    history,
+                    metric,
                     name=f"{label} {METRIC_NAMES.get(metric, metric)}",
                     line=dict(color=run_color(i), dash=METRIC_DASH[j % len(METRIC_DASH)]),
                 )
