@@ -10,6 +10,7 @@ from types import ModuleType
 from benchmarks import (
     classroom,
     dead_gates,
+    dvmoe_table1,
     em_collapse,
     em_images,
     expert_bank,
@@ -20,6 +21,7 @@ from benchmarks import (
     routing_accuracy,
     synthesis,
     umap_time,
+    vade_vs_dmvae,
 )
 
 # name → module: each keeps `run()` with its defaults; one that takes options also has
@@ -27,6 +29,7 @@ from benchmarks import (
 BENCHMARKS: dict[str, ModuleType] = {
     "classroom": classroom,
     "dead_gates": dead_gates,
+    "dvmoe_table1": dvmoe_table1,
     "em_collapse": em_collapse,
     "em_images": em_images,
     "expert_bank": expert_bank,
@@ -37,6 +40,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "routing_accuracy": routing_accuracy,
     "synthesis": synthesis,
     "umap_time": umap_time,
+    "vade_vs_dmvae": vade_vs_dmvae,
 }
 
 

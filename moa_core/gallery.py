@@ -143,6 +143,40 @@ RECIPES: tuple[GalleryRecipe, ...] = (
         {"epochs": 5},  # longer, one expert drifts to most images: ACC 0.65 → 0.47 by epoch 20
         pretraining={"vae_epochs": 40, "manager_epochs": 20},
     ),
+    GalleryRecipe(
+        "vade_digits",
+        "VaDE on digits: a Gaussian-mixture prior, q(c|x) by Bayes' rule on one code",
+        "How does a generative mixture assign a cluster?",
+        "vade",
+        "digits",
+        {},  # `moa train vade` defaults: 30 VAE epochs, the GMM fit, 70 VaDE epochs (~20 s)
+    ),
+    GalleryRecipe(
+        "dmvae_digits",
+        "DMVAE on digits: its own categorical encoder q(c|x), no pretraining",
+        "How does a generative mixture assign a cluster?",
+        "dmvae",
+        "digits",
+        {"epochs": 100},  # as many epochs as vade_digits, so the two compare side by side
+    ),
+    GalleryRecipe(
+        "dvmoe_spiral",
+        "DVMoE on the spiral: the DMVAE gate finds the arms, each expert fits its arm's map",
+        "Which gate carves the spiral?",
+        "dvmoe",
+        "spiral25k",
+        {},  # `moa train dvmoe` defaults: all 25,000 points, output size 1 (paper 002, Table 1)
+        thumbnail="points",
+    ),
+    GalleryRecipe(
+        "deep_moe_spiral",
+        "DeepMoE on the spiral: an MLP gate over the same affine experts",
+        "Which gate carves the spiral?",
+        "deep_moe",
+        "spiral25k",
+        {},
+        thumbnail="points",
+    ),
 )
 
 

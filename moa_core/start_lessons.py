@@ -166,6 +166,7 @@ LESSONS: tuple[LessonCard, ...] = (  # rows of three on the Start page
         "on the spiral and see where each sends the plane and how well its experts regress.",
         "app_pages/gated_regression.py",
         "Gated regression",
+        thumbnail="dvmoe_spiral",
     ),
 )
 YOUR_OWN: tuple[LessonCard, ...] = (  # a row of their own, below the lessons

@@ -53,6 +53,10 @@ def test_the_gallery_holds_the_contracts_runs() -> None:
         "multipath_cc_reg",
         "multipath_cc_noreg",
         "moe_vae_digits",
+        "vade_digits",
+        "dmvae_digits",
+        "dvmoe_spiral",
+        "deep_moe_spiral",
     }
     assert len(NAMES) == len(set(NAMES))
     assert all(r.thumbnail in THUMBNAILS for r in RECIPES)
@@ -119,6 +123,9 @@ def test_each_run_shows_its_lesson() -> None:
     pipeline = meta("moe_vae_digits")
     assert pipeline["pretraining"]["k_found"] >= 8  # found by the pipeline, not told
     assert pipeline["metrics"]["nmi"] > 0.5
+    dvmoe, deep_moe = meta("dvmoe_spiral")["metrics"], meta("deep_moe_spiral")["metrics"]
+    assert dvmoe["regression_mse"] < 0.05 * dvmoe["baseline_constant_mse"]  # issue 14's target
+    assert dvmoe["regression_mse"] < deep_moe["regression_mse"] and dvmoe["acc"] > deep_moe["acc"]
 
 
 def test_rebuilding_a_recipe_gives_the_same_tensors(tmp_path: Path) -> None:

@@ -107,11 +107,23 @@ def test_deep_moe_without_targets_has_zero_loss() -> None:
 
 
 def test_vade_loss_reaches_pi_means_and_variances_after_pretraining() -> None:
-    model = _built(_config("vade", pretrain_epochs=0)).train()
+    model = _built(_config("vade", pretrain_epochs=0, learn_weights=True)).train()
     model(_inputs("points")).loss.backward()
     prior = model.prior
     for weight in (prior.weight_logits, prior.means, prior.logvars):
         assert weight.grad is not None and weight.grad.abs().sum() > 0
+
+
+def test_vade_keeps_pi_fixed_by_default_and_saves_it(tmp_path: Path) -> None:
+    config = _config("vade", pretrain_epochs=0)
+    model = _built(config).train()
+    model(_inputs("points")).loss.backward()
+    assert model.prior.weight_logits.grad is None and model.prior.means.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.prior.weight_logits.copy_(torch.arange(float(K)))  # as a GMM fit would set it
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "v.safetensors", model, config, {}))
+    torch.testing.assert_close(loaded.model.prior.weight_logits, torch.arange(float(K)))
+    assert not loaded.model.prior.weight_logits.requires_grad
 
 
 def test_vade_pretraining_leaves_the_prior_alone() -> None:

@@ -113,11 +113,12 @@ def test_constant_baseline_predicts_the_train_mean() -> None:
 
 
 def test_affine_baseline_is_exact_on_one_affine_map_and_beats_the_mean() -> None:
+    """Exact up to the small ridge penalty (1e-3 per sample: error 1.9e-5 on four points)."""
     x = torch.tensor([[0.0, 1.0], [1.0, 0.0], [2.0, 3.0], [4.0, -1.0], [3.0, 3.0]])
     y = x @ torch.tensor([[2.0, -1.0], [0.5, 3.0]]) + torch.tensor([1.0, -2.0])
     train = _points(x[:4].tolist(), [0, 0, 1, 1], y[:4].tolist())
     test = _points(x[4:].tolist(), [1], y[4:].tolist())
-    assert affine_baseline_mse(train, test) == pytest.approx(0.0, abs=1e-9)
+    assert affine_baseline_mse(train, test) == pytest.approx(0.0, abs=1e-4)
     spiral_train = attach_targets(load_dataset("spiral25k", limit=2000), 1, seed=0)
     spiral_test = attach_targets(load_dataset("spiral25k", "test", limit=1000), 1, seed=0)
     affine = affine_baseline_mse(spiral_train, spiral_test)
@@ -125,13 +126,14 @@ def test_affine_baseline_is_exact_on_one_affine_map_and_beats_the_mean() -> None
 
 
 def test_affine_baseline_copes_with_pixels_that_never_light() -> None:
-    """Digits' border pixels are 0 in every image: a singular Gram matrix, still one answer."""
+    """Digits' border pixels are 0 in every image: a singular Gram matrix, still one answer,
+    near-exact on an exact affine target (the ridge costs 0.2 % of the mean's error)."""
     data = load_dataset("digits:0,1", limit=120)
     assert (data.x.reshape(len(data), -1) == 0).all(0).any()
     x = data.x.reshape(len(data), -1)
     w = torch.randn(x.shape[1], 1, generator=torch.Generator().manual_seed(0))
     affine = replace(data, targets=x @ w + 0.5)
-    assert affine_baseline_mse(affine, affine) == pytest.approx(0.0, abs=1e-6)
+    assert affine_baseline_mse(affine, affine) < 0.01 * constant_baseline_mse(affine, affine)
 
 
 # --- vector targets through the Trainer ---------------------------------------------------

@@ -26,6 +26,8 @@ GALLERY_NAMES = {  # the gallery's names, as the gallery contract lists them
     "moe_vae_digits",
     "vade_digits",
     "dmvae_digits",
+    "dvmoe_spiral",
+    "deep_moe_spiral",
 }
 
 

@@ -215,3 +215,32 @@ class GenerativeSettings(PageSettings):
 
 def has_field(model_type: str, name: str) -> bool:
     return name in {field.name for field in dataclasses.fields(config_class(model_type))}
+
+
+def arm_purity(generated: np.ndarray, points: np.ndarray, arms: np.ndarray) -> np.ndarray:
+    """Per arm of the spiral, the share of the generated points that land on it which come
+    from its most common cluster (spec §5.2, Figs. 10 vs 11: DMVAE draws one arm per cluster,
+    VaDE mixes two); NaN for an arm no generated point lands on.
+
+    `generated` [K, n, 2] are the decoded prior samples of each cluster (`GenerativeView`),
+    `points` [N, 2] data points with their arm labels `arms` [N] (0 … A−1); a generated point
+    lands on the arm of its nearest data point.
+    """
+    samples = generated.reshape(-1, generated.shape[-1])
+    clusters = np.repeat(np.arange(generated.shape[0]), generated.shape[1])
+    landed = np.empty(len(samples), dtype=int)
+    for start in range(0, len(samples), EVAL_BATCH):  # [EVAL_BATCH, N] distances at a time
+        chunk = samples[start : start + EVAL_BATCH]
+        distances = ((chunk[:, None, :] - points[None, :, :]) ** 2).sum(-1)
+        landed[start : start + EVAL_BATCH] = arms[distances.argmin(1)]
+    purity = np.full(int(arms.max()) + 1, np.nan)
+    for arm in range(len(purity)):
+        on_arm = clusters[landed == arm]
+        if len(on_arm):
+            purity[arm] = np.bincount(on_arm).max() / len(on_arm)
+    return purity
+
+
+def dominated_arms(purity: np.ndarray, threshold: float = 0.8) -> int:
+    """How many arms are each more than `threshold` one cluster (empty arms do not count)."""
+    return int((np.nan_to_num(purity, nan=0.0) > threshold).sum())
