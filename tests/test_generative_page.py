@@ -217,9 +217,13 @@ def test_two_saved_runs_draw_side_by_side(
     generative_runs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MOA_RUNS_DIR", str(generative_runs))
-    at = open_page(source="saved")
+    at = open_page(source="saved")  # opens on the gallery's pair
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert [s.label for s in at.selectbox] == ["Left run", "Right run"]
+    assert [s.value for s in at.selectbox] == ["gallery/vade_digits", "gallery/dmvae_digits"]
+    saved = {run.model_type: run.run_id for run in list_runs(generative_runs)}
+    at = open_page(source="saved", run_a=saved["vade"], run_b=saved["dmvae"])
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert [s.value.split("-")[0] for s in at.selectbox] == ["vade", "dmvae"]
     keys = [chart.key for chart in at.get("plotly_chart")]
     assert keys == [

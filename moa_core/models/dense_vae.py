@@ -21,7 +21,7 @@ from torch import nn
 
 from moa_core.blocks.dense import dense_stack
 from moa_core.blocks.noise import SeededNoise
-from moa_core.models.base import ConfigError, ModelConfig
+from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig
 
 INPUT_KINDS = ("image", "points")
 
@@ -148,6 +148,24 @@ class LatentClusters:
     variational = False
     config: DenseVAEConfig
     vae: DenseVAE
+
+    def cluster_output(
+        self,
+        vae_pass: VAEPass,
+        terms: dict[str, torch.Tensor],
+        log_q: torch.Tensor,
+        logits: torch.Tensor,
+    ) -> MixtureOutput:
+        """The forward output both families share: loss = Σ terms, gate q(c|x) = exp(log_q)."""
+        return MixtureOutput(
+            loss=sum(terms.values()),
+            gate_probs=log_q.exp(),
+            latents=vae_pass.mu,
+            reconstructions=self.vae.reconstructions(vae_pass),
+            loss_terms=terms,
+            gate_logits=logits,
+        )
+
     prior: nn.Module  # a blocks.gaussian_mixture.GaussianMixturePrior
 
     @property

@@ -98,14 +98,7 @@ class DMVAE(LatentClusters, nn.Module):
             "kl_z": gaussian_kl(vae_pass.mu, vae_pass.logvar, prior_mu, prior_logvar).mean(),
             "kl_c": categorical_kl_to_uniform(log_q).mean(),
         }
-        return MixtureOutput(
-            loss=sum(terms.values()),
-            gate_probs=log_q.exp(),
-            latents=vae_pass.mu,
-            reconstructions=self.vae.reconstructions(vae_pass),
-            loss_terms=terms,
-            gate_logits=logits,
-        )
+        return self.cluster_output(vae_pass, terms, log_q, logits)
 
 
 register(DMVAEConfig, DMVAE)

@@ -136,14 +136,7 @@ class VaDE(LatentClusters, nn.Module):
                 prior.logvars,
             )
             terms["kl_z"], terms["kl_c"] = gaussian.mean(), cluster.mean()
-        return MixtureOutput(
-            loss=sum(terms.values()),
-            gate_probs=log_gamma.exp(),
-            latents=vae_pass.mu,
-            reconstructions=self.vae.reconstructions(vae_pass),
-            loss_terms=terms,
-            gate_logits=log_gamma,
-        )
+        return self.cluster_output(vae_pass, terms, log_gamma, log_gamma)
 
 
 register(VaDEConfig, VaDE)
