@@ -23,9 +23,11 @@ READY = {  # pages that draw nothing before the user acts: the control that star
     "/gated_regression": MAIN + 'button:has-text("Start")',
 }
 SYNTHESIZING = "/maximize"  # its synthesis runs as a job: an analysis, not a training
-STOP_ROWS = """main => [...main.querySelectorAll('button')]
+STOP_KEYS = """main => [...main.querySelectorAll('button')]
     .filter(button => button.innerText.trim() === 'Stop' && !button.disabled)
-    .map(button => (button.closest('[data-testid="stHorizontalBlock"]') || button).innerText)"""
+    .map(button => ((button.closest('[class*="st-key-"]') || {}).className || '')
+        .split(' ').filter(name => name.startsWith('st-key-')).join(' ') || 'unkeyed')"""
+JOB_STOP = "st-key-stop_job_"  # the Stop beside a polled job's progress bar (job_panel.job_progress)
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +71,10 @@ def test_each_card_opens_its_page_on_its_gallery_run(page) -> None:
             assert query.get(param) == [value], card.question
         assert_no_exception(page)
         assert page.get_by_text("This link's").count() == 0, card.question  # not a stale run
-        # What a Stop button stops, read at one instant (a synthesis may end meanwhile); the
-        # main block holds the page, not Streamlit's own Stop of a running script.
-        rows = page.locator('[data-testid="stMainBlockContainer"]').evaluate(STOP_ROWS)
+        # Which Stop buttons are live, read at one instant (a synthesis may end meanwhile): the
+        # synthesis may show its own job's Stop; a training's Stop means the card trained.
+        keys = page.locator('[data-testid="stMainBlockContainer"]').evaluate(STOP_KEYS)
         synthesis = card.url_path == SYNTHESIZING
-        assert [row for row in rows if not (synthesis and "Synthesis" in row)] == [], card.question
+        assert [key for key in keys if not (synthesis and key.startswith(JOB_STOP))] == [], (
+            card.question
+        )
