@@ -16,6 +16,7 @@ from app_pages.job_panel import (
     snapshot_parts,
     train_live,
 )
+from app_pages.run_pair import pick_pair, saved_source_chosen
 from moa_core import ui_state
 from moa_core.analysis.generative import (
     PAIR,
@@ -28,7 +29,6 @@ from moa_core.analysis.health import collapse_message, flat_experts, flat_expert
 from moa_core.checkpoint import CheckpointError, read_metadata
 from moa_core.data import DatasetError
 from moa_core.lessons import lesson_text, lesson_title
-from moa_core.run_menu import describe, run_menu
 from moa_core.train.jobs import JobSpec
 from moa_core.viz.generative import (
     cluster_samples_figure,
@@ -42,9 +42,6 @@ from moa_core.viz.generative import (
 PREFIX = "gen_"
 POLL_SECONDS = 2.0  # a redraw is three figures per run: never queue redraws
 COLUMN_PX = 440  # an image grid's width in one of two columns at 1280 px
-TRAIN_HERE, SAVED = "Train here", "Two saved runs"
-SOURCES = {"train": TRAIN_HERE, "saved": SAVED}
-RUN_PARAMS = ("run_a", "run_b")
 # Each number widget's range, which is also what a link may ask for.
 LIMITS = {
     "num_clusters": (0, 30),
@@ -283,30 +280,13 @@ def saved_generative_view(run_id: str, _choice: CheckpointChoice) -> GenerativeV
 
 def saved_view() -> None:
     """Two gallery or saved runs of the pair, picked here, drawn as the live view draws."""
-    menu = run_menu()
-    runs = {run_id: run for run_id, run in menu.runs.items() if run.model_type in PAIR}
-    if not runs:
-        st.info(
-            "No saved VaDE or DMVAE runs yet: train them on the Train page and press "
-            "**Save as run**, or run `moa train vade --dataset digits` and "
-            "`moa train dmvae --dataset digits`."
-        )
-        return
-    ids = list(runs)
-    firsts = [next((r for r in ids if runs[r].model_type == t), ids[0]) for t in PAIR]
+    empty = (
+        "No saved VaDE or DMVAE runs yet: train them on the Train page and press "
+        "**Save as run**, or run `moa train vade --dataset digits` and "
+        "`moa train dmvae --dataset digits`."
+    )
     views = {}
-    for side, param, first, column in zip(
-        ("Left", "Right"), RUN_PARAMS, firsts, st.columns(2), strict=True
-    ):
-        run_id = column.selectbox(
-            f"{side} run",
-            ids,
-            index=url_state.url_index(param, ids, first),
-            key=f"{PREFIX}{param}",
-            format_func=lambda r: describe(runs[r]),
-        )
-        url_state.publish(**{param: run_id})
-        run = runs[run_id]
+    for side, run_id, run, column in pick_pair(PREFIX, PAIR, empty):
         try:
             view = saved_generative_view(run_id, choice_for(run))
             config, _ = read_metadata(run.path)
@@ -322,27 +302,17 @@ def saved_view() -> None:
             st.metric("ELBO per sample", f"{view.elbo:.2f}")
             dataset = str(run.meta.get("dataset"))
             collapse_line(JobSpec(run.model_type, dataset, config, label), view.usage, st)
-    draw_views(views)
+    if views:
+        draw_views(views)
 
 
 st.title("Generative mixtures")
 url_state.start_page()
 with st.expander(lesson_title("generative")):
     st.markdown(lesson_text("generative"))
-source_word = url_state.url_choice("source", list(SOURCES), "train")
-st.session_state.setdefault(f"{PREFIX}view", SOURCES[source_word])
-source = st.radio(
-    "Source",
-    list(SOURCES.values()),
-    horizontal=True,
-    key=f"{PREFIX}view",
-    help="Two saved runs draw at once, without training.",
-)
-url_state.publish(source=next(word for word, name in SOURCES.items() if name == source))
-if source == TRAIN_HERE:
-    url_state.forget(*RUN_PARAMS)
+if saved_source_chosen(PREFIX):
+    saved_view()
+else:
     train_live(
         panel, GenerativeSettings, link_settings, PARAMS, settings_panel, live_view, POLL_SECONDS
     )
-else:
-    saved_view()

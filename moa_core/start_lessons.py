@@ -162,10 +162,15 @@ LESSONS: tuple[LessonCard, ...] = (  # rows of three on the Start page
     ),
     LessonCard(
         "Which gate carves the spiral?",
-        "DVMoE's gate is a generative model's q(c|x), DeepMoE's a plain network: train both "
-        "on the spiral and see where each sends the plane and how well its experts regress.",
+        "DVMoE's gate is a generative model's q(c|x), DeepMoE's a plain network: see where "
+        "each sends the spiral's plane and how well its experts regress, then train both.",
         "app_pages/gated_regression.py",
         "Gated regression",
+        params=(
+            ("source", "saved"),
+            ("run_a", gallery_id("dvmoe_spiral")),
+            ("run_b", gallery_id("deep_moe_spiral")),
+        ),
         thumbnail="dvmoe_spiral",
     ),
 )

@@ -20,14 +20,13 @@ FIGURE = ", ".join(
 READY = {  # pages that draw nothing before the user acts: the control that starts it
     "/train": MAIN + 'button:has-text("Start")',
     "/your_data": MAIN + '[data-testid="stFileUploader"]',
-    "/gated_regression": MAIN + 'button:has-text("Start")',
 }
 SYNTHESIZING = "/maximize"  # its synthesis runs as a job: an analysis, not a training
 STOP_KEYS = """main => [...main.querySelectorAll('button')]
     .filter(button => button.innerText.trim() === 'Stop' && !button.disabled)
     .map(button => ((button.closest('[class*="st-key-"]') || {}).className || '')
         .split(' ').filter(name => name.startsWith('st-key-')).join(' ') || 'unkeyed')"""
-JOB_STOP = "st-key-stop_job_"  # the Stop beside a polled job's progress bar (job_panel.job_progress)
+JOB_STOP = "st-key-stop_job_"  # the Stop beside a polled job's bar (job_panel.job_progress)
 
 
 @pytest.fixture(scope="module")

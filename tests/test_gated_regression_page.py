@@ -1,5 +1,6 @@
 """The Gated regression page (paper 002, §7–8.2): its analysis and figures without a browser,
-then the page under AppTest with a tiny live training of DVMoE beside DeepMoE."""
+then the page under AppTest with a tiny live training of DVMoE beside DeepMoE, and on the
+gallery's pair of saved runs."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from moa_core.analysis import gated_regression as analysis
+from moa_core.checkpoint import list_runs, save_run
 from moa_core.data.regression import class_affine_maps
 from moa_core.train.jobs import JobSpec
 from moa_core.train.run import prepare, train_model
@@ -174,3 +176,40 @@ def test_the_train_page_shows_a_regressors_test_error() -> None:
     metrics = {"acc": 0.5, "nmi": 0.4, "ari": 0.3, "clusters_used": 2, "usage": [0.5, 0.5]}
     assert score_tiles({**metrics, "regression_mse": 1.23456})[-1] == ("Test error", "1.23")
     assert "Test error" not in dict(score_tiles(metrics))
+
+
+@pytest.fixture(scope="module")
+def two_output_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A run registry with one tiny DeepMoE whose targets have 2 outputs (the gallery's have 1)."""
+    directory = tmp_path_factory.mktemp("regression_runs")
+    settings = {**TINY_NETS["deep_moe"], **TINY_RUN, "output_dim": 2}
+    run = train_model("deep_moe", "spiral25k", settings)
+    save_run(run.model, run.config, run.checkpoint_meta(), directory)
+    return directory, list_runs(directory)[0].run_id
+
+
+def open_saved(**params: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.query_params.update({"source": "saved", **params})
+    at.run()
+    return at
+
+
+def test_the_gallery_pair_draws_without_training(
+    two_output_run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory, run_id = two_output_run
+    monkeypatch.setenv("MOA_RUNS_DIR", str(directory))
+    at = open_saved()  # the gallery's DVMoE beside its DeepMoE
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.selectbox] == ["gallery/dvmoe_spiral", "gallery/deep_moe_spiral"]
+    assert [chart.key for chart in at.get("plotly_chart")] == ["gate_maps", "predictions", "parity"]
+    assert [m.label for m in at.metric].count("Test error") == 2
+    table = at.dataframe[0].value  # Table 1, the gallery runs' errors in its output-1 row
+    assert table["here: DVMoE"][0] != "—" and table["here: DeepMoE"][0] != "—"
+    assert float(table["here: DVMoE"][0]) < float(table["here: constant"][0]) / 20
+    assert len(at.dataframe) == 3  # Table 1 and each run's experts
+    at = open_saved(run_b=run_id)  # 2 outputs beside 1: not comparable, said in one line
+    assert not at.exception
+    assert [e.value for e in at.error] and "same data and targets" in at.error[0].value
+    assert at.get("plotly_chart") == []

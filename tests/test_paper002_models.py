@@ -242,10 +242,15 @@ def test_vade_without_pretraining_keeps_its_random_prior() -> None:
     torch.testing.assert_close(model.prior.means, means, rtol=0, atol=0)
 
 
-def test_dmvae_temperature_is_fixed_by_default_and_anneals_on_request() -> None:
-    fixed = _built(_config("dmvae"))
-    fixed.begin_epoch(50, _blob_points())
-    assert float(fixed.temperature) == pytest.approx(0.2)
+def test_dmvae_anneals_to_the_papers_temperature_and_dvmoe_keeps_it_fixed() -> None:
+    annealed = _built(_config("dmvae"))
+    assert float(annealed.temperature) == pytest.approx(1.0)
+    temperatures = [annealed.config.temperature(e) for e in (1, 3, 17, 18, 50)]
+    assert [round(t, 4) for t in temperatures] == [1.0, 0.8187, 0.2019, 0.2, 0.2]
+    annealed.begin_epoch(50, _blob_points())
+    assert float(annealed.temperature) == pytest.approx(0.2)
+    dvmoe = _config("dvmoe")
+    assert {dvmoe.temperature(e) for e in (1, 50)} == {0.2}
     config = _config("dmvae", tau=1.0, tau_min=0.5, tau_anneal_rate=0.1)
     assert [round(config.temperature(e), 4) for e in (1, 3, 20)] == [1.0, 0.8187, 0.5]
 
@@ -286,7 +291,7 @@ def test_clusters_are_generative_experts_with_their_own_prior(model_type: str) -
         ("vade", "input_kind", "video"),
         ("dmvae", "tau", 0.0),
         ("dmvae", "tau", -1.0),
-        ("dmvae", "tau_min", 0.5),  # above τ = 0.2
+        ("dmvae", "tau_min", 1.5),  # above the first τ, 1.0
         ("dmvae", "tau_anneal_rate", -0.1),
         ("dmvae", "gate_units", []),
         ("dmvae", "num_clusters", 0),

@@ -17,9 +17,11 @@ import torch
 from torch import nn
 
 from moa_core.analysis.density import GRID_RESOLUTION, square_grid
+from moa_core.analysis.eval_mode import eval_mode
 from moa_core.blocks.gated_experts import AffineExperts
 from moa_core.data import Dataset, labelled_splits
 from moa_core.data.regression import attach_targets, baseline_scores, class_affine_maps
+from moa_core.models import ModelConfig
 from moa_core.train.jobs import JobSpec
 from moa_core.train.run import training_samples
 from moa_core.ui_state import PageSettings
@@ -112,6 +114,14 @@ def _class_names(data: Dataset, num_classes: int) -> list[str]:
 def plane_hook(model: nn.Module, data: Dataset) -> dict[str, RegressionPlane]:
     """The Trainer's snapshot hook (`SnapshotHook`): the plane under `SNAPSHOT_KEY`."""
     return {SNAPSHOT_KEY: regression_plane(model, data)}
+
+
+def saved_plane(model: nn.Module, config: ModelConfig, data: Dataset) -> RegressionPlane:
+    """A saved run's plane over the samples it trained on, with its own targets (`config`'s
+    output size and target seed), the model in eval mode on its own device."""
+    device = next(model.parameters()).device
+    with eval_mode(model), torch.no_grad():
+        return regression_plane(model, config.prepare_dataset(data).to(device))
 
 
 def gate_entropy(gate_probs: np.ndarray) -> np.ndarray:
