@@ -15,6 +15,14 @@ from tiny import TINY_MODEL, TINY_PIPELINE, TINY_ROUTING
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with browser tests first, each module's tests kept together and in order:
+    `make test` hands whole modules to its workers (`--dist loadfile`), and the long ones
+    started first keep one worker from finishing alone at the end."""
+    browser_modules = {item.path for item in items if item.get_closest_marker("browser")}
+    items.sort(key=lambda item: item.path not in browser_modules)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_thread():
     """Tiny convs on 2 shared cores run far faster (and steadier) on one intra-op thread."""
