@@ -40,6 +40,7 @@ DEFAULT_RUNS_MAX_MB = 2048  # bytes of runs and pending temp files, in MB (MOA_R
 STALE_TEMP_SECONDS = 600  # a save's temp file this old was left by a killed process
 CONFIG_KEY, META_KEY = "moa_config", "moa_meta"
 RUN_SUFFIX, TEMP_SUFFIX = ".safetensors", ".tmp"
+HISTORY_SUFFIX = ".metrics.jsonl"  # a run's per-epoch training record, beside it (`moa train`)
 # Saves happen in one server process: one lock makes "check the limits, claim the name" a
 # single step, so two saves at once never both squeeze past a limit.
 _REGISTRY_LOCK = threading.Lock()
@@ -429,8 +430,8 @@ def _claim(directory: Path, run_id: str, tmp: Path) -> Path:
 def scan_runs(directory: Path | None = None) -> RunListing:
     """Every readable run in the registry, newest first, and one line per entry left out.
 
-    Hidden files (the temp files of saves in progress) are not listed at all; every other
-    entry that is not a readable run gets a "skipped: …" line saying why.
+    Hidden files (the temp files of saves in progress) and runs' training records are not
+    listed at all; every other entry that is not a readable run gets a "skipped: …" line.
     """
     directory = Path(directory) if directory is not None else runs_dir()
     try:
@@ -441,7 +442,7 @@ def scan_runs(directory: Path | None = None) -> RunListing:
     skipped = []
     for entry in entries:
         name = entry.name
-        if name.startswith("."):
+        if name.startswith(".") or name.endswith(HISTORY_SUFFIX):  # a run's record: not a run
             continue
         try:
             if entry.is_dir():

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -12,7 +14,9 @@ from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
+from moa_core import distributed
 from moa_core.checkpoint import (
+    HISTORY_SUFFIX,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
@@ -69,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--device", help="auto (default), cpu or cuda")
     train.add_argument("--out", type=Path, help="checkpoint path (default: a new run in runs/)")
     train.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="processes that train together through torchrun (gloo on CPUs, NCCL on GPUs); "
+        "each takes its share of every batch",
+    )
+    train.add_argument(
         "--set",
         nargs="*",
         default=[],
@@ -98,7 +109,7 @@ def _scores(metrics: dict) -> dict:
     }
 
 
-def cmd_train(args: argparse.Namespace) -> dict:
+def cmd_train(args: argparse.Namespace) -> dict | list:
     flags = {"epochs": args.epochs, "seed": args.seed, "device": args.device}
     overrides = {
         **parse_assignments(args.set),
@@ -106,12 +117,76 @@ def cmd_train(args: argparse.Namespace) -> dict:
     }
     if args.out is not None:
         _check_writable(args.out, "--out", ".safetensors")  # fail now, not after the whole training
+    if distributed.launched_by_torchrun():  # by `--nproc` or by hand
+        _check_shareable(args.model)
     if _pretrains(args.model, overrides):
         return _train_pipeline(args, overrides)
-    run = train_model(args.model, args.dataset, overrides)
+    world, rank_device = distributed.join(resolve_device(args.device or "auto").type)
+    if rank_device is not None:
+        overrides["device"] = str(rank_device)
+    try:
+        run = train_model(args.model, args.dataset, overrides)
+    except ValueError as err:  # e.g. a family that cannot share its batches
+        raise UsageError(str(err)) from None
+    finally:
+        distributed.leave()
     if run.result.status == "failed":
         raise UsageError(run.result.message)
-    return _saved(args, run, run.checkpoint_meta())
+    if not world.is_main:  # rank 0 alone writes and prints
+        return []
+    line = _saved(args, run, run.checkpoint_meta())
+    write_history(Path(line["checkpoint"]), run.result.history)
+    return {**line, "processes": world.size}
+
+
+def _check_shareable(model: str) -> None:
+    """MoE-VAE's pipeline (UMAP, HDBSCAN) and its batch entropy are one process's work."""
+    if model in PIPELINE_MODELS:
+        raise UsageError(f"{model} trains in one process (its pipeline and batch entropy)")
+
+
+def write_history(checkpoint: Path, history: list[dict]) -> Path:
+    """Each epoch's mean training loss and scores, one JSON line each, beside the checkpoint."""
+    path = checkpoint.with_name(checkpoint.stem + HISTORY_SUFFIX)
+    with path.open("w") as out:
+        for row in history:
+            out.write(json.dumps(row) + "\n")
+    return path
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+            continue
+        skip = arg == "--nproc"
+        if not skip:
+            kept.append(arg)
+    return kept
+
+
+def launch_processes(nproc: int, argv: list[str]) -> int:
+    """`moa train … --nproc N` as torchrun would start it: N processes on this machine, each
+    running the same command; rank 0 prints the result line. Returns torchrun's exit code."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "moa_core.cli",
+        *_without_nproc(argv),  # each process learns its place from torchrun's environment
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    done = subprocess.run(command, env=env, check=False, stderr=subprocess.PIPE, text=True)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("moa: error: ")]
+    if done.returncode and errors:  # every rank says the same: once, without torchrun's trace
+        print(errors[0], file=sys.stderr)
+        return 2
+    sys.stderr.write(done.stderr)
+    return done.returncode
 
 
 def _pretrains(model: str, overrides: dict) -> bool:
@@ -226,8 +301,14 @@ def cmd_export(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = _parser().parse_args(argv)
+        if args.command == "train" and args.nproc < 1:
+            raise UsageError(f"--nproc must be ≥ 1, got {args.nproc}")
+        if args.command == "train" and args.nproc > 1 and not distributed.launched_by_torchrun():
+            _check_shareable(args.model)
+            return launch_processes(args.nproc, argv)
         commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "export": cmd_export}
         command = commands[args.command]
         result = command(args)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from moa_core.blocks.expert_bank import ConvAutoencoderBank, ConvGate
+from moa_core.distributed import global_count, global_sum
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig
 from moa_core.models.registry import register
 
@@ -83,10 +84,12 @@ def reconstruction_errors(x: torch.Tensor, recon: torch.Tensor) -> torch.Tensor:
 
 
 def gram_matrix(gate_probs: torch.Tensor, eps: float) -> torch.Tensor:
-    """Γ = PᵀP + ε n I (paper 000); the ridge scales with batch size n like Γ itself."""
-    n, m = gate_probs.shape
+    """Γ = PᵀP + ε n I (paper 000); the ridge scales with batch size n like Γ itself. A batch
+    statistic: training on several processes, PᵀP and n are summed over every shard."""
+    m = gate_probs.shape[1]
     eye = torch.eye(m, device=gate_probs.device, dtype=gate_probs.dtype)
-    return gate_probs.T @ gate_probs + eps * n * eye
+    n = global_count(gate_probs.shape[0])
+    return global_sum(gate_probs.T @ gate_probs) + eps * n * eye
 
 
 def minimax_weights(gate_probs: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -101,8 +104,11 @@ def moa_loss(gate_probs: torch.Tensor, errors: torch.Tensor) -> torch.Tensor:
 
 
 def moa_plus_weighted_loss(gate_probs: torch.Tensor, errors: torch.Tensor, eps: float):
-    """Σ_i Σ_k a_ik‖X_i − X̂_ik‖² with A = P Γ⁻¹ (paper 000, MoA+ loss); ≈ M·error when balanced."""
-    return (minimax_weights(gate_probs, eps) * errors).sum()
+    """Σ_i Σ_k a_ik‖X_i − X̂_ik‖² with A = P Γ⁻¹ (paper 000, MoA+ loss); ≈ M·error when balanced.
+    A sum over the batch: a shard's part is scaled by global n / its n, so that its share of
+    the global batch (the Trainer's weight) gives back its part (×1 in one process)."""
+    n = gate_probs.shape[0]
+    return (minimax_weights(gate_probs, eps) * errors).sum() * (global_count(n) / n)
 
 
 def moa_plus_bound_loss(gate_probs: torch.Tensor, errors: torch.Tensor, eps: float):
@@ -114,7 +120,7 @@ def moa_plus_bound_loss(gate_probs: torch.Tensor, errors: torch.Tensor, eps: flo
     """
     gamma = gram_matrix(gate_probs, eps)
     inv_norm = torch.linalg.matrix_norm(torch.linalg.inv(gamma))
-    per_expert = (gate_probs * errors).sum(0)
+    per_expert = global_sum((gate_probs * errors).sum(0))  # every shard: the global value
     return inv_norm * per_expert.norm()
 
 

@@ -2,7 +2,12 @@
 
 It knows a model only through `MixtureOutput` (a loss and gate probabilities), reports
 through `TrainEvent`s to callbacks, obeys a `TrainingControl` between batches, and never
-lets a NaN/Inf loss reach the weights: it restores the last good snapshot and stops.
+keeps weights that a NaN/Inf loss reached: it restores the last good snapshot and stops.
+
+Losses stay on the device between checks: a host read per batch is free on a CPU and a stall
+on a GPU, so the loss is read (and checked for NaN/Inf) after every batch on a CPU and every
+`GPU_CHECK_EVERY` batches elsewhere, where a batch event is emitted too. Under torchrun each
+process trains its shard of every global batch (`moa_core.distributed` has the rules).
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 
+from moa_core import distributed
 from moa_core.analysis.density import plane_snapshot
 from moa_core.analysis.eval_mode import eval_mode
 from moa_core.analysis.routing import routing_views
@@ -26,6 +31,7 @@ from moa_core.train.evaluate import evaluate
 from moa_core.train.setup import TrainConfig
 
 SNAPSHOT_SAMPLES = 8
+GPU_CHECK_EVERY = 32  # batches between host reads of the loss off a CPU
 
 
 @dataclass
@@ -96,7 +102,11 @@ class Trainer:
             torch.optim.Adam(self.model.parameters(), lr=config.lr * phase.lr_scale)
             for phase in self.phases
         ]
-        self.forward = torch.compile(self.model) if config.compile else self.model
+        self.world = distributed.current()
+        self._check_world(len(self.phases))
+        forward = distributed.data_parallel(self.model)
+        self.forward = torch.compile(forward) if config.compile else forward
+        self.check_every = 1 if device.type == "cpu" else GPU_CHECK_EVERY
         self._last_good = self._state_copy()
         self._last_good_epoch = 0
         self.base_lr = config.lr
@@ -114,18 +124,29 @@ class Trainer:
         for epoch in range(1, self.config.epochs + 1):
             if begin_epoch is not None:  # e.g. VaDE ends its pretraining with a GMM fit
                 begin_epoch(epoch, self.data.x)
+                distributed.broadcast_state(self.model)  # rank 0's fit decides
             order = torch.randperm(len(self.data), generator=generator, device=self.device)
-            for batch in order.split(self.config.batch_size):
+            batches = order.split(self.config.batch_size)
+            epoch_loss = torch.zeros((), device=self.device)
+            nonfinite = torch.zeros((), device=self.device)
+            for number, batch in enumerate(batches, 1):
                 if not self.control.wait_for_turn():
                     status, message = "stopped", f"stopped by the user in epoch {epoch}"
                     break
                 self._set_learning_rate(step / total_steps)
-                loss = self._train_step(self.data.x[batch], self.targets[batch])
+                shard = self.world.shard(batch)
+                share = len(shard) / len(batch)  # of the global batch's mean loss
+                loss = self._train_step(self.data.x[shard], self.targets[shard], share) * share
+                epoch_loss += loss
+                nonfinite += (~torch.isfinite(loss)).float()
                 step += 1
-                if not np.isfinite(loss):
-                    status, message = "failed", self._restore(f"loss became {loss}", epoch, step)
+                if step % self.check_every and number < len(batches):
+                    continue
+                value = float(distributed.reduced_sum(loss))  # the global batch's mean loss
+                if float(distributed.reduced_sum(nonfinite)):
+                    status, message = "failed", self._restore(f"loss became {value}", epoch, step)
                     break
-                self._emit(TrainEvent("batch", epoch, step, loss=loss))
+                self._emit(TrainEvent("batch", epoch, step, loss=value))
                 if self.control.delay:
                     time.sleep(self.control.delay)
             if status != "finished":
@@ -133,30 +154,46 @@ class Trainer:
             if not _weights_finite(self.model):  # a finite loss can still step into NaN
                 status, message = "failed", self._restore("weights became NaN/Inf", epoch, step)
                 break
-            self._end_epoch(epoch, step)
+            mean_loss = float(distributed.reduced_sum(epoch_loss)) / len(batches)
+            self._end_epoch(epoch, step, mean_loss)
         metrics = self.history[-1]["metrics"] if self.history else {}
         seconds = time.perf_counter() - start
         result = TrainResult(status, message, self._last_good_epoch, seconds, metrics, self.history)
         self._emit(TrainEvent(status, epoch, step, metrics=metrics, message=message))
         return result
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """Step each phase's optimizer in turn; the sum of the phase losses, or the first
-        non-finite one (whose step is skipped, as are the phases after it)."""
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, share: float) -> torch.Tensor:
+        """Step each phase's optimizer in turn on this process's shard; the sum of the phase
+        losses, detached, on the device (read only at a check: a NaN step is undone there).
+        Each backward is scaled by the shard's `share` of the global batch × the number of
+        processes, which DDP's gradient average divides back out (1 in one process)."""
         self.model.train()
         losses = self._phase_losses(x, y)
-        total = 0.0
+        total = torch.zeros((), device=self.device)
         for optimizer in self.optimizers:
             with torch.autocast(self.device.type, torch.bfloat16, enabled=self.config.bf16):
                 loss = next(losses)
-            value = float(loss.detach())
-            if not np.isfinite(value):
-                return value
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * (share * self.world.size) if self.world.active else loss).backward()
             optimizer.step()
-            total += value
+            total = total + loss.detach().float()
         return total
+
+    def _check_world(self, phases: int) -> None:
+        """Several processes need one optimizer phase and global batches they can share."""
+        if not self.world.active:
+            return
+        if phases > 1:
+            raise ValueError(
+                f"{type(self.model).__name__} trains in {phases} phases; training on several "
+                "processes supports single-phase families"
+            )
+        last = len(self.data) % self.config.batch_size
+        if 0 < last < self.world.size or self.config.batch_size < self.world.size:
+            raise ValueError(
+                f"a batch of {min(last or self.config.batch_size, self.config.batch_size)} "
+                f"samples cannot be shared by {self.world.size} processes: change batch_size"
+            )
 
     def _phase_losses(self, x: torch.Tensor, y: torch.Tensor) -> Iterator[torch.Tensor]:
         phase_losses = getattr(self.model, "phase_losses", None)
@@ -165,9 +202,11 @@ class Trainer:
         out = self.forward(x, y) if self.supervised else self.forward(x)
         return iter([out.loss])
 
-    def _end_epoch(self, epoch: int, step: int) -> None:
+    def _end_epoch(self, epoch: int, step: int, train_loss: float) -> None:
+        """Score, keep the weights as the last good snapshot, and report; `train_loss` is the
+        epoch's mean over its global batches (the same for every process)."""
         metrics = evaluate(self.model, self.eval_data)
-        self.history.append({"epoch": epoch, "metrics": metrics})
+        self.history.append({"epoch": epoch, "train_loss": train_loss, "metrics": metrics})
         self._last_good = self._state_copy()
         self._last_good_epoch = epoch
         self._emit(TrainEvent("epoch", epoch, step, metrics=metrics, snapshot=self.snapshot()))
