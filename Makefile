@@ -7,7 +7,7 @@ PORT    ?= 8501
 ACCESS_CODE ?=
 SHARED_DATA := $(abspath ../shared/data)
 
-.PHONY: install chromium app dev test lint bench lock gallery
+.PHONY: install chromium app dev test lint bench bench-gpu lock gallery
 
 # constraints.txt pins every package to the version the tests passed with (`make lock`).
 $(STAMP): pyproject.toml constraints.txt
@@ -61,6 +61,10 @@ lock:
 
 bench: install
 	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m benchmarks.run
+
+# The GPU task's cases in one run (≤ 8 minutes on one H100/H200); SMOKE=1: tiny, on any CPU.
+bench-gpu: install
+	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m benchmarks.gpu $(if $(SMOKE),--smoke)
 
 # Retrain the bundled runs (assets/checkpoints, assets/gallery/ thumbnails): seeded, on the CPU.
 gallery: install

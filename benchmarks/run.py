@@ -20,6 +20,7 @@ from benchmarks import (
     moe_vae_pipeline,
     routing_accuracy,
     synthesis,
+    trainer_fast_path,
     umap_time,
     vade_vs_dmvae,
 )
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, ModuleType] = {
     "moe_vae_pipeline": moe_vae_pipeline,
     "routing_accuracy": routing_accuracy,
     "synthesis": synthesis,
+    "trainer_fast_path": trainer_fast_path,
     "umap_time": umap_time,
     "vade_vs_dmvae": vade_vs_dmvae,
 }

@@ -1,0 +1,33 @@
+"""`make bench-gpu SMOKE=1`: the GPU task's script runs every case end to end on this CPU
+(tiny settings) and prints one JSON line per case, as CI runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.gpu import CASES
+
+
+@pytest.mark.slow
+def test_the_smoke_run_prints_one_line_per_case_without_skipping() -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu", "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["name"] for line in lines] == [f"gpu_{name}" for name in CASES]
+    assert all(line["smoke"] and "skipped" not in line for line in lines)
+    by_name = {line["name"]: line for line in lines}
+    assert by_name["gpu_moa_plus_epoch"]["seconds_per_epoch"] > 0
+    assert by_name["gpu_moe_vae_pipeline"]["k_found"] >= 1
+    assert 0 <= by_name["gpu_routing"]["multipath_cc"]["accuracy"] <= 1
