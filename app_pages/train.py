@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages import presenter, url_state
+from app_pages import big_runs, presenter, url_state
 from app_pages.job_panel import (
     JobPanel,
     poll_seconds,
@@ -300,4 +300,8 @@ with st.expander(lesson_title(lesson)):
 problem = settings_panel(locked=active)
 publish_settings(PREFIX, PARAMS)
 panel.buttons(start, disabled=bool(problem))
+with st.expander("Big runs: train in separate processes (torchrun)"):
+    settings = ui_state.TrainSettings.from_mapping(dict(st.session_state), prefix=PREFIX)
+    big_runs.launch_controls(settings, disabled=bool(problem))
+big_runs.follow()
 st.fragment(run_every=poll_seconds(POLL_SECONDS) if active else None)(live_view)(was_active=active)

@@ -36,6 +36,7 @@ from moa_core.train.pretraining import (
 )
 from moa_core.train.run import TrainedRun, train_model, training_samples
 from moa_core.train.setup import check_dataset_fits, parse_assignments
+from moa_core.train.trainer import Callback, TrainEvent
 
 # Clustering models report the first four; classifiers their test accuracy and dead gates;
 # regressors their gate's clustering, their test error and the two baselines' (spec §5.2).
@@ -78,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         default=1,
         help="processes that train together through torchrun (gloo on CPUs, NCCL on GPUs); "
         "each takes its share of every batch",
+    )
+    train.add_argument(
+        "--history",
+        type=Path,
+        help="also write each epoch's JSON line here as it ends (the app follows this file)",
     )
     train.add_argument(
         "--set",
@@ -124,8 +130,9 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
     world, rank_device = distributed.join(resolve_device(args.device or "auto").type)
     if rank_device is not None:
         overrides["device"] = str(rank_device)
+    callbacks = [history_writer(args.history)] if args.history and world.is_main else []
     try:
-        run = train_model(args.model, args.dataset, overrides)
+        run = train_model(args.model, args.dataset, overrides, callbacks)
     except ValueError as err:  # e.g. a family that cannot share its batches
         raise UsageError(str(err)) from None
     finally:
@@ -152,6 +159,21 @@ def write_history(checkpoint: Path, history: list[dict]) -> Path:
         for row in history:
             out.write(json.dumps(row) + "\n")
     return path
+
+
+def history_writer(path: Path) -> Callback:
+    """A Trainer callback that appends each epoch's history row to `path` as the epoch ends
+    (the row `write_history` writes), so another process can follow the training."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+
+    def write(event: TrainEvent) -> None:
+        if event.kind == "epoch":
+            row = {"epoch": event.epoch, "train_loss": event.loss, "metrics": event.metrics}
+            with path.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+
+    return write
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

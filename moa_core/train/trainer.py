@@ -37,6 +37,7 @@ GPU_CHECK_EVERY = 32  # batches between host reads of the loss off a CPU
 @dataclass
 class TrainEvent:
     """One thing that happened: kind is started | batch | epoch | finished | stopped | failed.
+    `loss` is the batch's loss, or for an epoch its mean training loss.
 
     `started` carries a snapshot of the initial weights, so a live view has its first figure
     before the first epoch ends."""
@@ -209,7 +210,8 @@ class Trainer:
         self.history.append({"epoch": epoch, "train_loss": train_loss, "metrics": metrics})
         self._last_good = self._state_copy()
         self._last_good_epoch = epoch
-        self._emit(TrainEvent("epoch", epoch, step, metrics=metrics, snapshot=self.snapshot()))
+        snapshot = self.snapshot()
+        self._emit(TrainEvent("epoch", epoch, step, train_loss, metrics, snapshot))
 
     def _restore(self, problem: str, epoch: int, step: int) -> str:
         """Put the last good weights back; the message says what happened and what was kept."""

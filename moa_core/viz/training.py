@@ -179,6 +179,28 @@ def metrics_figure(
     return fig
 
 
+def epoch_loss_figure(histories: Mapping[str, Sequence[Mapping]]) -> go.Figure:
+    """Mean training loss after each epoch, one colour per run: the loss chart of a run that
+    reports per epoch only (one trained in processes of its own). `histories[label]`: dicts
+    with `epoch` and `loss`."""
+    fig = go.Figure(
+        [
+            epoch_trace(history, "loss", name=label, line=dict(color=run_color(i)))
+            for i, (label, history) in enumerate(histories.items())
+        ]
+    )
+    fig.update_layout(
+        title="Mean training loss per epoch",
+        xaxis_title="epoch",
+        yaxis_title="loss",
+        xaxis=dict(rangemode="tozero", dtick=1 if _max_epoch(histories) <= 20 else None),
+        margin=MARGIN,
+        height=320,
+        legend=dict(orientation="h", yanchor="top", y=-0.3),
+    )
+    return fig
+
+
 def _max_epoch(histories: Mapping[str, Sequence[Mapping]]) -> int:
     return max((row["epoch"] for history in histories.values() for row in history), default=0)
 

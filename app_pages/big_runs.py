@@ -1,0 +1,91 @@
+"""The Train page's big runs: the same settings trained by `moa train --nproc N` in processes
+of their own (torchrun when N > 1), not in a thread of the app, followed through the files
+they write (`moa_core.train.external`). They survive a reload and a restart of the app, and
+their checkpoint lands in the run registry like any other run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from app_pages import presenter, session
+from moa_core import ui_state
+from moa_core.train import external
+from moa_core.viz.training import epoch_loss_figure, metrics_figure
+
+PREFIX = "big_"
+SHOWN = 4  # this browser's newest runs drawn on the page
+POLL_SECONDS = 2.0
+WORDS = {"running": "running", "finished": "finished", "stopped": "stopped", "failed": "failed"}
+
+
+def launch_controls(settings: ui_state.TrainSettings, disabled: bool) -> None:
+    """How many processes, and the button that starts the current settings in them."""
+    most = max(2, os.cpu_count() or 1)
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    left.number_input(
+        "Processes",
+        1,
+        most,
+        value=2,
+        key=f"{PREFIX}processes",
+        help="Each process trains on its share of every batch; gradients are averaged "
+        "(PyTorch DDP: gloo on CPUs, NCCL on GPUs). 1: one process of its own.",
+    )
+    right.button(
+        "Start in separate processes",
+        on_click=_launch,
+        args=(settings,),
+        disabled=disabled or settings.compare,
+        help="The run keeps going if this page is reloaded or the app restarts. Compare "
+        "mode trains here only.",
+    )
+
+
+def _launch(settings: ui_state.TrainSettings) -> None:
+    spec = settings.job_specs()[0]
+    processes = int(st.session_state[f"{PREFIX}processes"])
+    external.launch(spec.model_type, spec.dataset, spec.overrides, processes, session.browser_id())
+
+
+def follow() -> None:
+    """This browser's newest big runs, redrawn every POLL_SECONDS while one of them runs."""
+    runs = external.external_runs(session.browser_id())[:SHOWN]
+    if not runs:
+        return
+    running = any(run.status() == "running" for run in runs)
+    st.fragment(run_every=POLL_SECONDS if running else None)(_draw)()
+
+
+def _draw() -> None:
+    st.subheader("Runs in separate processes")
+    for run in external.external_runs(session.browser_id())[:SHOWN]:
+        with st.container(border=True):
+            _draw_run(run)
+
+
+def _draw_run(run: external.ExternalRun) -> None:
+    status, history = run.status(), run.history()
+    title, stop = st.columns([5, 1], vertical_alignment="bottom")
+    processes = f"{run.processes} process{'es' if run.processes > 1 else ''}"
+    title.markdown(f"**{run.model}** on `{run.dataset}`, {processes}: {WORDS[status]}")
+    if status == "running":
+        stop.button("Stop", key=f"{PREFIX}stop_{run.id}", on_click=external.stop, args=(run,))
+        done = len(history)
+        st.progress(done / run.epochs if run.epochs else 0.0, text=f"epoch {done} of {run.epochs}")
+    elif status == "finished":
+        saved = Path(str((run.result() or {}).get("checkpoint", "?"))).stem
+        st.success(f"Saved as run `{saved}`: pick it on any page.")
+    elif status == "failed":
+        st.error(run.problem())
+    if history:
+        label = f"{run.model} ×{run.processes}"
+        rows = [{"epoch": row["epoch"], **row["metrics"]} for row in history]
+        left, right = st.columns(2)
+        losses = {label: [{"epoch": row["epoch"], "loss": row["train_loss"]} for row in history]}
+        presenter.chart(epoch_loss_figure(losses), left, key=f"{PREFIX}loss_{run.id}")
+        presenter.chart(metrics_figure({label: rows}), right, key=f"{PREFIX}scores_{run.id}")
+    elif status == "running":
+        st.caption("The first figure comes when the first epoch ends.")
