@@ -18,6 +18,8 @@ from moa_core.viz.training import epoch_loss_figure, metrics_figure
 PREFIX = "big_"
 SHOWN = 4  # this browser's newest runs drawn on the page
 POLL_SECONDS = 2.0
+SERVER_RUNNING = 2  # big runs at once on one server
+PROBLEM = f"{PREFIX}problem"
 WORDS = {"running": "running", "finished": "finished", "stopped": "stopped", "failed": "failed"}
 
 
@@ -42,9 +44,23 @@ def launch_controls(settings: ui_state.TrainSettings, disabled: bool) -> None:
         help="The run keeps going if this page is reloaded or the app restarts. Compare "
         "mode trains here only.",
     )
+    if st.session_state.get(PROBLEM):
+        st.warning(st.session_state[PROBLEM])
 
 
 def _launch(settings: ui_state.TrainSettings) -> None:
+    """Start, unless this browser already has a big run going or the server has
+    `SERVER_RUNNING` (each takes whole processes, outside the class's job queue)."""
+    running = [run for run in external.external_runs() if run.status() == "running"]
+    mine = [run for run in running if run.owner == session.browser_id()]
+    if mine or len(running) >= SERVER_RUNNING:
+        st.session_state[PROBLEM] = (
+            "One big run at a time per browser: stop yours first."
+            if mine
+            else f"{len(running)} big runs already use this server: wait for one to end."
+        )
+        return
+    st.session_state.pop(PROBLEM, None)
     spec = settings.job_specs()[0]
     processes = int(st.session_state[f"{PREFIX}processes"])
     external.launch(spec.model_type, spec.dataset, spec.overrides, processes, session.browser_id())

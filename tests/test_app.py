@@ -178,6 +178,7 @@ def test_train_page_loads_with_lesson_and_controls() -> None:
         "Step",
         "Stop",
         "Reset",
+        "Start in separate processes",  # in the Big runs fold
     ]
     assert not button(at, "Start").disabled and button(at, "Pause").disabled
     assert at.selectbox(key="train_dataset").value == "digits"

@@ -72,6 +72,9 @@ def test_a_two_process_run_draws_live_survives_a_reload_and_stops(
     page.reload()
     expect(running).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     expect(charts).to_have_count(2, timeout=RENDER_TIMEOUT_MS)
+    page.get_by_text("Big runs: train in separate processes").click()
+    page.get_by_role("button", name="Start in separate processes").click()  # a second one
+    expect(page.get_by_text("One big run at a time per browser")).to_be_visible()
     page.locator('[class*="st-key-big_stop_"] button').click()
     expect(page.get_by_text("2 processes: stopped")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     assert_no_exception(page)
