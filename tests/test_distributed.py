@@ -16,11 +16,15 @@ import pytest
 import torch
 
 from moa_core.checkpoint import load_checkpoint
+from moa_core.cli import main
 from moa_core.distributed import World
+from moa_core.explore import run_dataset
+from moa_core.train.evaluate import evaluate
+from moa_core.train.run import prepare, train_model
+from moa_core.train.trainer import Trainer
 
 # 645 samples in batches of 100: the last global batch (45) splits 23 / 22, unevenly.
-SETTINGS = ["--dataset", "digits", "--epochs", "2", "--device", "cpu"]
-SMALL = ["--set", "max_samples=645", "batch_size=100"]
+SETTINGS = {"epochs": 2, "device": "cpu", "max_samples": 645, "batch_size": 100}
 
 
 def _moa(*args: str) -> subprocess.CompletedProcess:
@@ -29,37 +33,30 @@ def _moa(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
 
 
-def _train(out: Path, *extra: str) -> dict:
-    done = _moa("train", "moa_plus", *SETTINGS, "--out", str(out), *extra, *SMALL)
+@pytest.mark.slow
+def test_two_gloo_processes_train_the_model_one_process_trains(tmp_path: Path) -> None:
+    one = train_model("moa_plus", "digits", SETTINGS).result  # the one-process reference
+    settings = [f"{key}={value}" for key, value in SETTINGS.items() if key != "device"]
+    out = tmp_path / "two.safetensors"
+    done = _moa(
+        "train", "moa_plus", "--dataset", "digits", "--device", "cpu", "--nproc", "2",
+        "--out", str(out), "--set", *settings,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert len(lines) == 1, done.stdout  # rank 0 alone prints
-    return json.loads(lines[0])
-
-
-def _losses(checkpoint: str) -> list[float]:
-    record = Path(checkpoint).with_name(Path(checkpoint).stem + ".metrics.jsonl")
-    return [json.loads(line)["train_loss"] for line in record.read_text().splitlines()]
-
-
-@pytest.mark.slow
-def test_two_gloo_processes_train_the_model_one_process_trains(tmp_path: Path) -> None:
-    one = _train(tmp_path / "one.safetensors")
-    two = _train(tmp_path / "two.safetensors", "--nproc", "2")
-    assert (one["processes"], two["processes"]) == (1, 2)
-    losses_one, losses_two = _losses(one["checkpoint"]), _losses(two["checkpoint"])
-    assert len(losses_one) == len(losses_two) == 2
-    assert losses_one[1] < losses_one[0]  # it trained
+    two = json.loads(lines[0])
+    assert two["processes"] == 2
+    record = tmp_path / "two.metrics.jsonl"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [record.name, out.name]
+    losses_two = [json.loads(line)["train_loss"] for line in record.read_text().splitlines()]
+    losses_one = [row["train_loss"] for row in one.history]
+    assert len(losses_one) == len(losses_two) == 2 and losses_one[1] < losses_one[0]
     np.testing.assert_allclose(losses_two, losses_one, rtol=1e-4)
-    names = sorted(path.name for path in tmp_path.iterdir())
-    assert names == sorted(
-        f"{n}{s}" for n in ("one", "two") for s in (".safetensors", ".metrics.jsonl")
-    )
-    loaded = load_checkpoint(Path(two["checkpoint"]))
+    loaded = load_checkpoint(out)  # loads and evaluates like any other run
     assert loaded.config.model_type == "moa_plus" and loaded.meta["epochs_done"] == 2
-    evaluated = _moa("eval", two["checkpoint"], "--device", "cpu")
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout)["nmi"] == two["nmi"]
+    data = run_dataset(loaded.meta)
+    assert evaluate(loaded.model, data)["nmi"] == pytest.approx(two["nmi"], abs=1e-4)
 
 
 def test_each_rank_takes_its_contiguous_share_of_a_global_batch() -> None:
@@ -74,11 +71,22 @@ def test_each_rank_takes_its_contiguous_share_of_a_global_batch() -> None:
     [
         (["moa_plus", "--nproc", "0"], "--nproc must be ≥ 1"),
         (["moe_vae", "--nproc", "2"], "moe_vae trains in one process"),
-        (["neural_em", "--nproc", "2", "--device", "cpu"], "trains in 2 phases"),  # per rank
     ],
 )
-def test_what_cannot_be_shared_is_one_line(args: list[str], needle: str) -> None:
-    done = _moa("train", *args, "--dataset", "digits")
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+def test_what_cannot_be_shared_is_one_line(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["train", *args, "--dataset", "digits"]) == 2  # refused before any process
+    lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("moa: error: ") and needle in lines[0], lines
+
+
+def test_a_family_that_trains_in_phases_is_refused_before_any_step() -> None:
+    """What each rank of `--nproc 2` says for neural EM's two-fold training (2 optimizers)."""
+    model, _, train_config, data = prepare("neural_em", "digits", {"max_samples": 200})
+    trainer = Trainer(model, data, train_config, torch.device("cpu"))
+    trainer.world = World(0, 2)
+    with pytest.raises(ValueError, match="trains in 2 phases"):
+        trainer._check_world(len(trainer.phases))
+    trainer.world = World()
+    trainer._check_world(len(trainer.phases))  # one process: anything goes
