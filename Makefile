@@ -40,12 +40,11 @@ dev: install
 	$(VENV)/bin/streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
 	  --server.fileWatcherType auto --server.runOnSave true
 
-# Whole test modules run in parallel, one worker per CPU (pytest-xdist; TEST_WORKERS=0: one
-# process); modules that share a test server run on one worker (tests/conftest.py's groups).
+# Whole test modules run in parallel, one worker per CPU (pytest-xdist; TEST_WORKERS=0: one process).
 TEST_WORKERS ?= auto
 test: install chromium
 	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m pytest -q -p no:cacheprovider \
-	  -n $(TEST_WORKERS) --dist loadgroup
+	  -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

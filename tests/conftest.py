@@ -15,23 +15,12 @@ from tiny import TINY_MODEL, TINY_PIPELINE, TINY_ROUTING
 ROOT = Path(__file__).resolve().parent.parent
 
 
-SHARED_SERVERS = ("gallery_app_url", "saved_run_app_url", "routing_app_url")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with browser tests first, each module's tests kept together and in order, and
-    the modules that share a session server in one group: `make test` hands whole groups to
-    its workers (`--dist loadgroup`), so each shared server starts once, and the long
-    modules started first keep one worker from finishing alone at the end."""
+    """Modules with browser tests first, each module's tests kept together and in order:
+    `make test` hands whole modules to its workers (`--dist loadfile`), and the long ones
+    started first keep one worker from finishing alone at the end."""
     browser_modules = {item.path for item in items if item.get_closest_marker("browser")}
     items.sort(key=lambda item: item.path not in browser_modules)
-    groups: dict[Path, str] = {}
-    for item in items:
-        shared = next((name for name in SHARED_SERVERS if name in item.fixturenames), None)
-        if shared or item.path not in groups:
-            groups[item.path] = shared or groups.get(item.path) or str(item.path)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[item.path]))
 
 
 @pytest.fixture(autouse=True, scope="session")
