@@ -239,8 +239,10 @@ def _state(trainer: Trainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
 
 
-def test_nan_loss_fails_and_restores_the_last_epoch_snapshot() -> None:
+@pytest.mark.parametrize("check_every", [1, 1000])  # a CPU's checks, and a GPU's sparse ones
+def test_nan_loss_fails_and_restores_the_last_epoch_snapshot(check_every: int) -> None:
     trainer, events = _trainer(epochs=3)
+    trainer.check_every = check_every  # 1000: the NaN is seen at the epoch's last batch only
     good: dict[str, torch.Tensor] = {}
 
     def poison(event: TrainEvent) -> None:

@@ -150,6 +150,8 @@ class Trainer:
                 self._emit(TrainEvent("batch", epoch, step, loss=value))
                 if self.control.delay:
                     time.sleep(self.control.delay)
+            if status == "stopped" and float(nonfinite):  # a NaN since the last check (GPU)
+                status, message = "failed", self._restore("loss became NaN/Inf", epoch, step)
             if status != "finished":
                 break
             if not _weights_finite(self.model):  # a finite loss can still step into NaN
