@@ -12,7 +12,9 @@ import streamlit as st
 
 from app_pages import presenter, session
 from moa_core import ui_state
+from moa_core.analysis.health import collapse_message
 from moa_core.train import external
+from moa_core.train.jobs import JobSpec
 from moa_core.viz.training import epoch_loss_figure, metrics_figure
 
 PREFIX = "big_"
@@ -63,7 +65,12 @@ def _launch(settings: ui_state.TrainSettings) -> None:
     st.session_state.pop(PROBLEM, None)
     spec = settings.job_specs()[0]
     processes = int(st.session_state[f"{PREFIX}processes"])
-    external.launch(spec.model_type, spec.dataset, spec.overrides, processes, session.browser_id())
+    try:
+        external.launch(
+            spec.model_type, spec.dataset, spec.overrides, processes, session.browser_id()
+        )
+    except OSError as err:  # no room for its folder, no process to start
+        st.session_state[PROBLEM] = f"The run could not start: {err.strerror or err}."
 
 
 def follow() -> None:
@@ -96,6 +103,12 @@ def _draw_run(run: external.ExternalRun) -> None:
         st.success(f"Saved as run `{saved}`: pick it on any page.")
     elif status == "failed":
         st.error(run.problem())
+    usage = history[-1]["metrics"].get("usage") if history else None
+    if status == "finished" and usage:
+        spec = JobSpec(run.model, run.dataset, run.overrides)
+        verdict = collapse_message(usage, "expert", ui_state.run_collapse_fix(spec, False))
+        if verdict:
+            st.warning(verdict)
     if history:
         label = f"{run.model} ×{run.processes}"
         rows = [{"epoch": row["epoch"], **row["metrics"]} for row in history]

@@ -284,18 +284,18 @@ def saved_view() -> None:
         try:
             plane = plane_of_run(run_id, choice_for(run))
             config = load_with_data(run_id, choice_for(run))[0].config
+            fields, train = config.to_dict(), run.meta.get("train") or {}
+            out = int(fields["output_dim"])
+            run_baselines = baselines_of(
+                str(run.meta.get("dataset")),
+                out,
+                int(fields["target_seed"]),
+                int(train.get("max_samples", 0)),
+                int(train.get("seed", 0)),
+            )
         except (CheckpointError, DatasetError, ValueError) as err:
             column.error(f"{run_id}: {err}")
             return
-        fields, train = config.to_dict(), run.meta.get("train") or {}
-        out = int(fields["output_dim"])
-        run_baselines = baselines_of(
-            str(run.meta.get("dataset")),
-            out,
-            int(fields["target_seed"]),
-            int(train.get("max_samples", 0)),
-            int(train.get("seed", 0)),
-        )
         targets[side] = (run.meta.get("dataset"), out, int(fields["target_seed"]))
         planes[f"{side}: {name}"] = plane
         metrics = {**(run.meta.get("metrics") or {}), "usage": run.meta.get("usage") or []}

@@ -133,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
     callbacks = [history_writer(args.history)] if args.history and world.is_main else []
     try:
         run = train_model(args.model, args.dataset, overrides, callbacks)
-    except ValueError as err:  # e.g. a family that cannot share its batches
+    except distributed.ShardingError as err:  # e.g. a family that trains in phases
         raise UsageError(str(err)) from None
     finally:
         distributed.leave()

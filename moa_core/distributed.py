@@ -23,6 +23,10 @@ import torch.distributed as dist
 from torch import nn
 
 
+class ShardingError(ValueError):
+    """A training that several processes cannot share (one line for the CLI)."""
+
+
 @dataclass(frozen=True)
 class World:
     """This process's place among those training together (one process: rank 0 of 1)."""

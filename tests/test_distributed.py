@@ -17,7 +17,7 @@ import torch
 
 from moa_core.checkpoint import load_checkpoint
 from moa_core.cli import main
-from moa_core.distributed import World
+from moa_core.distributed import ShardingError, World
 from moa_core.explore import run_dataset
 from moa_core.train.evaluate import evaluate
 from moa_core.train.run import prepare, train_model
@@ -86,7 +86,7 @@ def test_a_family_that_trains_in_phases_is_refused_before_any_step() -> None:
     model, _, train_config, data = prepare("neural_em", "digits", {"max_samples": 200})
     trainer = Trainer(model, data, train_config, torch.device("cpu"))
     trainer.world = World(0, 2)
-    with pytest.raises(ValueError, match="trains in 2 phases"):
+    with pytest.raises(ShardingError, match="trains in 2 phases"):
         trainer._check_world(len(trainer.phases))
     trainer.world = World()
     trainer._check_world(len(trainer.phases))  # one process: anything goes

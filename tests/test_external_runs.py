@@ -4,6 +4,10 @@ registry, the record is found again by its owner only, and a failure says why in
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +16,7 @@ import pytest
 from moa_core.checkpoint import list_runs
 from moa_core.train import external
 
+TRAIN_PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "train.py")
 TINY = {"epochs": 2, "max_samples": 300, "batch_size": 100, "device": "cpu"}
 
 
@@ -45,3 +50,46 @@ def test_a_run_that_cannot_start_says_why(tmp_path: Path, monkeypatch: pytest.Mo
     assert _wait(run) == "failed"
     assert run.problem().startswith("moa: error: ") and "batch_size" in run.problem()
     assert run.history() == [] and list_runs(tmp_path) == []
+
+
+def _finished_record(tmp_path: Path, owner: str, usage: list[float]) -> external.ExternalRun:
+    """A finished big run as its folder records it: the process gone, its result line in
+    the log, one epoch in its history."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    folder = tmp_path / external.FOLDER / "20261201-000000-abcdef"
+    folder.mkdir(parents=True)
+    run = external.ExternalRun(
+        folder.name, "moa", "digits", {"epochs": 1}, 2, 1, owner, gone.pid, 0.0, str(folder)
+    )
+    (folder / external.RECORD).write_text(json.dumps(dataclasses.asdict(run)))
+    result = {"model": "moa", "checkpoint": str(tmp_path / "moa-digits-x.safetensors")}
+    (folder / external.LOG).write_text("starting\n" + json.dumps(result) + "\n")
+    row = {"epoch": 1, "train_loss": 0.5, "metrics": {"nmi": 0.1, "acc": 0.2, "usage": usage}}
+    (folder / external.HISTORY).write_text(json.dumps(row) + "\n")
+    return run
+
+
+def test_the_train_page_shows_a_finished_big_run_and_its_collapse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from app_pages.session import BROWSER_KEY
+
+    monkeypatch.setenv("MOA_RUNS_DIR", str(tmp_path))
+    run = _finished_record(tmp_path, "alice-token", usage=[0.95, 0.05, 0.0, 0.0])
+    assert run.status() == "finished"
+    at = AppTest.from_file(TRAIN_PAGE, default_timeout=60)
+    at.session_state[BROWSER_KEY] = "alice-token"
+    at.run()
+    assert not at.exception
+    assert any("2 processes: finished" in m.value for m in at.markdown)
+    assert any("moa-digits-x" in s.value for s in at.success)
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Collapsed: expert 1 takes 95%") for w in warnings), warnings
+    keys = [chart.key for chart in at.get("plotly_chart")]
+    assert f"big_loss_{run.id}" in keys and f"big_scores_{run.id}" in keys
+    at.session_state[BROWSER_KEY] = "bob-token"  # another browser sees none of it
+    at.run()
+    assert not any("processes:" in m.value for m in at.markdown)

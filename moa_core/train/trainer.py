@@ -187,13 +187,13 @@ class Trainer:
         if not self.world.active:
             return
         if phases > 1:
-            raise ValueError(
+            raise distributed.ShardingError(
                 f"{type(self.model).__name__} trains in {phases} phases; training on several "
                 "processes supports single-phase families"
             )
         last = len(self.data) % self.config.batch_size
         if 0 < last < self.world.size or self.config.batch_size < self.world.size:
-            raise ValueError(
+            raise distributed.ShardingError(
                 f"a batch of {min(last or self.config.batch_size, self.config.batch_size)} "
                 f"samples cannot be shared by {self.world.size} processes: change batch_size"
             )
