@@ -15,6 +15,7 @@ from moa_core import ui_state
 from moa_core.analysis.health import collapse_message
 from moa_core.train import external
 from moa_core.train.jobs import JobSpec
+from moa_core.train.pretraining import PIPELINE_MODELS
 from moa_core.viz.training import epoch_loss_figure, metrics_figure
 
 PREFIX = "big_"
@@ -36,7 +37,7 @@ def launch_controls(settings: ui_state.TrainSettings, disabled: bool) -> None:
         value=2,
         key=f"{PREFIX}processes",
         help="Each process trains on its share of every batch; gradients are averaged "
-        "(PyTorch DDP: gloo on CPUs, NCCL on GPUs). 1: one process of its own.",
+        "(torch.distributed: gloo on CPUs, NCCL on GPUs). 1: one process of its own.",
     )
     right.button(
         "Start in separate processes",
@@ -65,9 +66,15 @@ def _launch(settings: ui_state.TrainSettings) -> None:
     st.session_state.pop(PROBLEM, None)
     spec = settings.job_specs()[0]
     processes = int(st.session_state[f"{PREFIX}processes"])
+    # What this page trains: MoE-VAE with the K set here, not the CLI's pretraining pipeline.
+    pipeline = {"pretrain": False} if spec.model_type in PIPELINE_MODELS else {}
     try:
         external.launch(
-            spec.model_type, spec.dataset, spec.overrides, processes, session.browser_id()
+            spec.model_type,
+            spec.dataset,
+            {**spec.overrides, **pipeline},
+            processes,
+            session.browser_id(),
         )
     except OSError as err:  # no room for its folder, no process to start
         st.session_state[PROBLEM] = f"The run could not start: {err.strerror or err}."

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 
 from moa_core.device import describe_device, resolve_device
+from moa_core.metrics import mean_std  # noqa: F401  (the benchmarks' import)
 
 
 def device() -> torch.device:
@@ -38,11 +39,6 @@ def seconds_per_call(fn: Callable[[], object], repeats: int, warmup: int = 2) ->
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-
-
-def mean_std(values: list[float]) -> dict[str, float]:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": round(statistics.fmean(values), 4), "std": round(std, 4), "n": len(values)}
 
 
 def progress(message: str) -> None:

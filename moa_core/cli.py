@@ -1,5 +1,5 @@
-"""Headless `moa train / eval / list / export`: one JSON line per result, one line per error
-(exit 2)."""
+"""Headless `moa train / evaluate / eval / list / export`: one JSON line per result, one line
+per error (exit 2)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
 from moa_core.train.pretraining import (
-    PIPELINE_MODELS,
     PipelineStopped,
     PretrainSettings,
     run_pipeline,
+    wants_pretraining,
 )
 from moa_core.train.run import TrainedRun, train_model, training_samples
 from moa_core.train.setup import check_dataset_fits, parse_assignments
@@ -94,6 +94,20 @@ def _parser() -> argparse.ArgumentParser:
         "pretraining's (vae_epochs=60, min_cluster_size=50, …) or pretrain=false; for dvmoe "
         "and deep_moe the targets' output_dim=2 target_seed=1",
     )
+    evaluate_seeds = sub.add_parser(
+        "evaluate", help="train and score several seeds: one line each, then mean ± std"
+    )
+    evaluate_seeds.add_argument("model", help="model type, e.g. moa_plus")
+    evaluate_seeds.add_argument("--dataset", required=True, help="e.g. digits, usps, mnist:3,5")
+    evaluate_seeds.add_argument("--seeds", type=int, default=5, help="seeds 0 … N − 1 (5)")
+    evaluate_seeds.add_argument("--epochs", type=int, help="default: the family's")
+    evaluate_seeds.add_argument("--device", help="auto (default), cpu or cuda")
+    evaluate_seeds.add_argument(
+        "--csv", type=Path, help="the table to write (default: moa-evaluate-MODEL-DATASET.csv)"
+    )
+    evaluate_seeds.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="as for train"
+    )
     ev = sub.add_parser("eval", help="score a checkpoint on a dataset")
     ev.add_argument("checkpoint", type=Path)
     ev.add_argument("--dataset", help="default: the dataset it was trained on")
@@ -123,13 +137,12 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
     }
     if args.out is not None:
         _check_writable(args.out, "--out", ".safetensors")  # fail now, not after the whole training
-    if distributed.launched_by_torchrun():  # by `--nproc` or by hand
-        _check_shareable(args.model)
-    if _pretrains(args.model, overrides):
-        return _train_pipeline(args, overrides)
+    pretrains = wants_pretraining(args.model, overrides)
     world, rank_device = distributed.join(resolve_device(args.device or "auto").type)
     if rank_device is not None:
         overrides["device"] = str(rank_device)
+    if pretrains:
+        return _train_pipeline(args, overrides, world)
     callbacks = [history_writer(args.history)] if args.history and world.is_main else []
     try:
         run = train_model(args.model, args.dataset, overrides, callbacks)
@@ -144,12 +157,6 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
     line = _saved(args, run, run.checkpoint_meta())
     write_history(Path(line["checkpoint"]), run.result.history)
     return {**line, "processes": world.size}
-
-
-def _check_shareable(model: str) -> None:
-    """MoE-VAE's pipeline (UMAP, HDBSCAN) and its batch entropy are one process's work."""
-    if model in PIPELINE_MODELS:
-        raise UsageError(f"{model} trains in one process (its pipeline and batch entropy)")
 
 
 def write_history(checkpoint: Path, history: list[dict]) -> Path:
@@ -211,24 +218,23 @@ def launch_processes(nproc: int, argv: list[str]) -> int:
     return done.returncode
 
 
-def _pretrains(model: str, overrides: dict) -> bool:
-    """Pipeline families pretrain unless `--set pretrain=false` (then: a fixed K, from scratch)."""
-    if model not in PIPELINE_MODELS:
-        return False
-    pretrain = overrides.pop("pretrain", True)
-    if not isinstance(pretrain, bool):
-        raise UsageError(f"pretrain must be true or false, got {pretrain!r}")
-    return pretrain
-
-
-def _train_pipeline(args: argparse.Namespace, overrides: dict) -> dict:
-    """Paper 001's whole pipeline; each step's name goes to stderr as it starts."""
+def _train_pipeline(
+    args: argparse.Namespace, overrides: dict, world: distributed.World
+) -> dict | list:
+    """Paper 001's whole pipeline; each step's name goes to stderr as it starts (from rank 0,
+    which alone pretrains, writes and prints under several processes)."""
     settings, final = PretrainSettings.take(overrides)
     say = partial(print, file=sys.stderr, flush=True)
-    pipeline = run_pipeline(args.dataset, settings, final, progress=say)
+    try:
+        pipeline = run_pipeline(args.dataset, settings, final, progress=say)
+    finally:
+        distributed.leave()
+    if pipeline is None:
+        return []
     line = _saved(args, pipeline.run, pipeline.checkpoint_meta())
     line["seconds"] = round(sum(pipeline.record.seconds.values()), 2)
-    return {**line, **pipeline.record.summary()}
+    write_history(Path(line["checkpoint"]), pipeline.run.result.history)
+    return {**line, **pipeline.record.summary(), "processes": world.size}
 
 
 def _saved(args: argparse.Namespace, run: TrainedRun, meta: dict) -> dict:
@@ -258,6 +264,33 @@ def _check_writable(out: Path, flag: str, suffix: str) -> None:
         tempfile.TemporaryFile(dir=out.parent).close()
     except OSError as err:
         raise UsageError(f"cannot write {flag} {out}: {err.strerror}") from None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    """Each seed's line is printed as that seed ends; the summary is the command's result."""
+    # k-means, Gaussian mixtures, UMAP: seconds of imports no other command needs.
+    from moa_core.evaluation import EvaluationError, evaluate_seeds, write_csv
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be ≥ 1, got {args.seeds}")
+    name = "".join(c if c.isalnum() or c in "_-" else "_" for c in args.dataset)
+    path = args.csv or Path(f"moa-evaluate-{args.model}-{name}.csv")
+    _check_writable(path, "--csv", ".csv")  # fail now, not after every seed's training
+    flags = {"epochs": args.epochs, "device": args.device}
+    overrides = {
+        **parse_assignments(args.set),
+        **{key: value for key, value in flags.items() if value is not None},
+    }
+    if "seed" in overrides:
+        raise UsageError("evaluate sets the seed itself (0 … --seeds − 1)")
+    say = partial(print, flush=True)
+    try:
+        lines, summary = evaluate_seeds(
+            args.model, args.dataset, overrides, args.seeds, lambda line: say(json.dumps(line))
+        )
+    except EvaluationError as err:
+        raise UsageError(str(err)) from None
+    return {**summary, "csv": str(write_csv(path, lines, summary))}
 
 
 def cmd_eval(args: argparse.Namespace) -> dict:
@@ -329,9 +362,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train" and args.nproc < 1:
             raise UsageError(f"--nproc must be ≥ 1, got {args.nproc}")
         if args.command == "train" and args.nproc > 1 and not distributed.launched_by_torchrun():
-            _check_shareable(args.model)
             return launch_processes(args.nproc, argv)
-        commands = {"train": cmd_train, "eval": cmd_eval, "list": cmd_list, "export": cmd_export}
+        commands = {
+            "train": cmd_train,
+            "evaluate": cmd_evaluate,
+            "eval": cmd_eval,
+            "list": cmd_list,
+            "export": cmd_export,
+        }
         command = commands[args.command]
         result = command(args)
     except (

@@ -5,22 +5,32 @@ models the few collective steps they need.
 
 The contract, so that N processes train the model one process would (same global batch,
 same seed): every rank draws the same permutation and takes its contiguous shard of each
-global batch; a model's loss is a mean over its shard, and a statistic of the whole batch
-(MoA+'s Γ = PᵀP) goes through `global_sum`, whose backward sends each rank's gradient to
-every rank. DDP averages gradients over ranks, so the Trainer scales each rank's loss by
-(shard size / batch size) × N: the sum over ranks is then the global batch's mean.
+global batch; a model's loss is a mean over its shard; inside the Trainer's step a statistic
+of the whole batch (MoA+'s Γ = PᵀP, every BatchNorm, the relevance normalization, the batch
+entropy, γ's batch size) goes through `global_sum`/`global_mean_var`, whose backward sends
+each rank's gradient to every rank; noise and augmentation are drawn for the global batch
+from generators every rank holds in the same state, and each rank keeps its rows. Gradients
+are averaged over ranks, so the Trainer scales each rank's loss by (shard size / batch size)
+× N: the sum over ranks is then the global batch's mean.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import threading
 import types
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+WAIT = timedelta(hours=6)  # the longest a rank waits for the others at a collective step
 
 
 class ShardingError(ValueError):
@@ -48,7 +58,12 @@ class World:
         return batch.tensor_split(self.size)[self.rank] if self.active else batch
 
 
+_LOCAL = threading.local()  # this thread: inside a training step? working alone?
+
+
 def current() -> World:
+    if getattr(_LOCAL, "alone", False):
+        return World()
     if dist.is_available() and dist.is_initialized():
         return World(dist.get_rank(), dist.get_world_size())
     return World()
@@ -63,8 +78,8 @@ def join(device_type: str) -> tuple[World, torch.device | None]:
     (cuda:LOCAL_RANK), else None."""
     if not launched_by_torchrun():
         return World(), None
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    if not dist.is_initialized():  # rank 0 may pretrain alone for long while the rest wait
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo", timeout=WAIT)
     device = None
     if device_type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -77,10 +92,31 @@ def leave() -> None:
         dist.destroy_process_group()
 
 
+@contextmanager
+def training_step() -> Iterator[None]:
+    """The Trainer's step on one global batch: inside it, under several processes, every
+    rank runs the same code at once, so batch statistics and noise span the global batch.
+    Outside it (evaluation, snapshots, rank 0's whole-dataset fits) each rank works alone."""
+    _LOCAL.step = True
+    try:
+        yield
+    finally:
+        _LOCAL.step = False
+
+
+@contextmanager
+def alone() -> Iterator[None]:
+    """Rank 0's whole-dataset work while the other ranks wait (MoE-VAE's pretraining, with
+    its UMAP and HDBSCAN): inside, this process trains as the only one."""
+    _LOCAL.alone = True
+    try:
+        yield
+    finally:
+        _LOCAL.alone = False
+
+
 def _training_together() -> bool:
-    """A training forward under several processes: every rank runs it at once. Evaluation
-    (no gradients) runs on each rank alone, on its own batch, with no collective step."""
-    return torch.is_grad_enabled() and current().active
+    return getattr(_LOCAL, "step", False) and current().active
 
 
 def global_sum(tensor: torch.Tensor) -> torch.Tensor:
@@ -111,9 +147,7 @@ def _global_batch_norm(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -
         return type(norm).forward(norm, x)
     dims = [0, *range(2, x.dim())]
     shape = [1, -1] + [1] * (x.dim() - 2)
-    count = global_count(x.numel() // x.shape[1])
-    mean = global_sum(x.sum(dims)) / count
-    var = global_sum((x - mean.view(shape)).pow(2).sum(dims)) / count
+    mean, var, count = global_mean_var(x, dims)
     if norm.track_running_stats and norm.running_mean is not None:
         norm.num_batches_tracked.add_(1)
         momentum = (
@@ -124,6 +158,32 @@ def _global_batch_norm(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -
             norm.running_var.lerp_(var.detach() * count / max(count - 1, 1), momentum)
     y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + norm.eps)
     return y * norm.weight.view(shape) + norm.bias.view(shape) if norm.affine else y
+
+
+def global_mean_var(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Mean and biased variance over `dims` of the global batch (gradients flow to every
+    rank), and how many values each covers; in one process, or outside a step, of `x`."""
+    count = global_count(math.prod(x.shape[d] for d in dims))
+    mean = global_sum(x.sum(dims, keepdim=True)) / count
+    var = global_sum((x - mean).pow(2).sum(dims, keepdim=True)) / count
+    return mean.squeeze(dims), var.squeeze(dims), count
+
+
+def global_rows(local: int) -> tuple[int, int]:
+    """The global batch's size and where this rank's `local` rows start in it (contiguous
+    shards, as `World.shard` cuts them); in one process, or outside a step, (local, 0)."""
+    if not _training_together():
+        return local, 0
+    world = current()
+    total = global_count(local)
+    base, extra = divmod(total, world.size)
+    return total, world.rank * base + min(world.rank, extra)
+
+
+def shard_rows(drawn: torch.Tensor, local: int, start: int) -> torch.Tensor:
+    """This rank's rows of a draw made for the whole global batch from a generator that every
+    rank holds in the same state: N processes then use the noise one process uses."""
+    return drawn if len(drawn) == local else drawn[start : start + local]
 
 
 def global_count(local: int) -> int:
@@ -151,6 +211,21 @@ def reduced_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def broadcast_ints(values: list[int] | None) -> list[int]:
+    """Rank 0's list of integers (the others pass None) on every rank; in one process the
+    list itself. An empty list says rank 0 had nothing to give (its step failed)."""
+    if not current().active:
+        return list(values or [])
+    device = _collective_device()
+    length = torch.tensor(len(values or []), device=device)
+    dist.broadcast(length, 0)
+    if not int(length):
+        return []
+    data = torch.tensor(values or [0] * int(length), dtype=torch.long, device=device)
+    dist.broadcast(data, 0)
+    return [int(v) for v in data.tolist()]
+
+
 def broadcast_state(model: nn.Module) -> None:
     """Every rank takes rank 0's weights and buffers: after a whole-dataset step (VaDE's GMM
     fit) that rank 0's result decides."""
@@ -159,13 +234,29 @@ def broadcast_state(model: nn.Module) -> None:
             dist.broadcast(tensor, 0)
 
 
-def data_parallel(model: nn.Module) -> nn.Module:
-    """The model wrapped for gradient all-reduce, its BatchNorms over the global batch; in
-    one process the model itself."""
-    if not current().active:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
+def share_model(model: nn.Module) -> None:
+    """Ready `model` for training on several processes: every rank takes rank 0's weights,
+    and its BatchNorms normalize over the global batch. Gradients are then averaged by
+    `average_gradients` after each backward, not by DistributedDataParallel's hooks: the
+    families' batch statistics run autograd all-reduces inside the backward, and with them
+    DDP's hooks missed gradients of a routing network (by default it raised; with
+    `static_graph` the ranks' weights drifted apart), where one all-reduce afterwards is
+    exact whatever the graph (tests/test_distributed.py checks every rank's weights)."""
+    if current().active:
+        global_batch_norms(model)
+        broadcast_state(model)
 
-    global_batch_norms(model)
-    device = next(model.parameters()).device
-    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+def average_gradients(model: nn.Module) -> None:
+    """Each gradient becomes its mean over ranks (what DDP computes), in one flat all-reduce.
+    Every rank runs the same graph, so the same parameters have gradients everywhere."""
+    if not current().active:
+        return
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= current().size
+    for grad, part in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+        grad.copy_(part.view_as(grad))

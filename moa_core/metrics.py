@@ -1,7 +1,10 @@
 """Clustering metrics: ACC (Hungarian matching), NMI, ARI, how evenly experts are used;
-classification accuracy with the share of dead routing gates; regression error."""
+classification accuracy with the share of dead routing gates; regression error; a figure's
+mean ± std over seeds."""
 
 from __future__ import annotations
+
+import statistics
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -75,3 +78,9 @@ def regression_mse(predictions: np.ndarray, targets: np.ndarray) -> float:
     §2.2: [REPO] reports MSE × output_dim, the same number)."""
     diff = np.asarray(predictions, dtype=np.float64) - np.asarray(targets, dtype=np.float64)
     return float((diff**2).sum(axis=1).mean())
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (n − 1; 0 for one value) over seeds, rounded."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.fmean(values), 4), "std": round(std, 4), "n": len(values)}

@@ -318,7 +318,7 @@ def test_train_moe_vae_runs_the_pipeline_and_keeps_its_record(isolated: Path) ->
     lines = out.splitlines()
     assert len(lines) == 1
     result = json.loads(lines[0])
-    assert set(result) == TRAIN_KEYS - {"processes"} | PIPELINE_KEYS | {"latent_sizes"}
+    assert set(result) == TRAIN_KEYS | PIPELINE_KEYS | {"latent_sizes"}
     assert result["model"] == "moe_vae" and result["epochs"] == 1
     k = result["k_found"]
     assert isinstance(k, int) and k >= 1 and len(result["latent_sizes"]) == k

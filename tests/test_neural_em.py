@@ -9,16 +9,9 @@ import pytest
 import torch
 
 from moa_core.blocks.augment import AugmentSettings, augment_batch, sobel_planes
+from moa_core.blocks.em import em_loss, gamma_for_batch, normalized_score_bound
 from moa_core.models import ConfigError, build_model
-from moa_core.models.neural_em import (
-    NeuralEM,
-    NeuralEMConfig,
-    RelevanceNorm,
-    consistency_loss,
-    em_loss,
-    gamma_for_batch,
-    normalized_score_bound,
-)
+from moa_core.models.neural_em import NeuralEM, NeuralEMConfig, RelevanceNorm, consistency_loss
 from moa_core.train.run import prepare, train_model
 from moa_core.train.trainer import Trainer
 

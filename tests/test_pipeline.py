@@ -143,14 +143,16 @@ def test_final_overrides_keep_the_found_k_and_sizes_over_the_callers() -> None:
     manager = _manager_stub(k=3, sizes=(2, 4, 3))
     settings = PretrainSettings(batch_size=50, max_samples=300, seed=2, device="cpu")
     merged = final_overrides(
-        manager, settings, {"epochs": 3, "alpha": 1.0, "num_clusters": 9, "latent_sizes": [1]}
+        manager.model_config,
+        settings,
+        {"epochs": 3, "alpha": 1.0, "num_clusters": 9, "latent_sizes": [1]},
     )
     assert merged["lr"] == FINAL_LR == 1e-4  # paper 001, Sec. IV.D
     assert (merged["epochs"], merged["alpha"]) == (3, 1.0)
     assert (merged["batch_size"], merged["max_samples"], merged["seed"]) == (50, 300, 2)
     assert merged["num_clusters"] == 3 and merged["latent_sizes"] == [2, 4, 3]
     assert merged["base_filters"] == manager.model_config.base_filters
-    assert final_overrides(manager, settings, {"lr": 1e-3})["lr"] == 1e-3
+    assert final_overrides(manager.model_config, settings, {"lr": 1e-3})["lr"] == 1e-3
 
 
 # --- a fake dataset and a hand-made HDBSCAN verdict -------------------------------------

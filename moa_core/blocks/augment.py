@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from moa_core import distributed
+
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
 
 
@@ -44,12 +46,15 @@ def augment_batch(
 ) -> torch.Tensor:
     """A randomly transformed copy of every image in `x` (values stay in [0, 1]).
 
-    A scale above 1 zooms in, which is a random crop resized back to the full image.
+    A scale above 1 zooms in, which is a random crop resized back to the full image. Under
+    several processes each image gets what it would get in the one-process global batch.
     """
     n = x.shape[0]
+    total, start = distributed.global_rows(n)
 
     def uniform(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, device=x.device) * 2 - 1
+        drawn = torch.rand(total, *shape[1:], generator=generator, device=x.device)
+        return distributed.shard_rows(drawn, n, start) * 2 - 1
 
     angle = uniform(n) * math.radians(settings.max_rotation)
     zoom = 1 + uniform(n) * settings.max_scale

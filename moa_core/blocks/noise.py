@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from moa_core import distributed
+
 
 class SeededNoise:
     """Standard normal and Gumbel noise from a per-device `torch.Generator`."""
@@ -26,16 +28,25 @@ class SeededNoise:
         return self._generators[device]
 
     def normal_like(self, t: torch.Tensor) -> torch.Tensor:
-        """ε ~ N(0, I) shaped like `t` (the reparametrization z = μ + σε)."""
-        return torch.randn(
-            t.shape, generator=self.generator(t.device), device=t.device, dtype=t.dtype
+        """ε ~ N(0, I) shaped like `t` (the reparametrization z = μ + σε); rows are samples,
+        drawn for the global batch under several processes."""
+        total, start = distributed.global_rows(len(t))
+        drawn = torch.randn(
+            (total, *t.shape[1:]),
+            generator=self.generator(t.device),
+            device=t.device,
+            dtype=t.dtype,
         )
+        return distributed.shard_rows(drawn, len(t), start)
 
     def gumbel_like(self, t: torch.Tensor) -> torch.Tensor:
         """G = −log(−log U) ~ Gumbel(0, 1) (paper 002, §6.1), drawn as −log E with E ~ Exp(1)
         (−log U is Exp(1)), exactly as `torch.nn.functional.gumbel_softmax` draws it."""
-        exponential = torch.empty_like(t).exponential_(generator=self.generator(t.device))
-        return -exponential.log()
+        total, start = distributed.global_rows(len(t))
+        exponential = t.new_empty((total, *t.shape[1:])).exponential_(
+            generator=self.generator(t.device)
+        )
+        return -distributed.shard_rows(exponential, len(t), start).log()
 
 
 def gumbel_softmax(log_alpha: torch.Tensor, tau: float, gumbel: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moa_core import distributed
+
 
 class RelevanceNorm(nn.Module):
     """a* = (a − μ_j)/σ_j per cluster over the batch, no affine, running stats for inference.
@@ -22,7 +24,7 @@ class RelevanceNorm(nn.Module):
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         if not self.enabled:
             return a
-        if self.training and a.shape[0] < 2:  # one sample has no batch statistics
+        if self.training and distributed.global_count(a.shape[0]) < 2:  # no batch statistics
             norm = self.norm
             return F.batch_norm(a, norm.running_mean, norm.running_var, eps=norm.eps)
         return self.norm(a)

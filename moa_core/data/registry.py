@@ -118,7 +118,7 @@ def load_dataset(
     if limit is not None:
         limit = _whole_number(limit, "limit", minimum=1)
         if limit < keep.size:
-            keep = np.sort(np.random.default_rng(seed).permutation(keep)[:limit])
+            keep = seeded_subset(keep, limit, seed)
     x = torch.from_numpy(raw.x[keep])  # fancy indexing copies: the cache stays untouched
     if x.dtype == torch.uint8:
         x = x.float().div_(255.0)
@@ -151,9 +151,14 @@ def labelled_splits(spec: str, limit: int | None = None, seed: int = 0) -> tuple
     held_out = np.random.default_rng(0).random(len(whole)) < HELD_OUT_FRACTION
     keep = np.flatnonzero(~held_out)
     if limit is not None and _whole_number(limit, "limit", minimum=1) < keep.size:
-        keep = np.sort(np.random.default_rng(seed).permutation(keep)[:limit])
+        keep = seeded_subset(keep, limit, seed)
     test = whole.take(torch.from_numpy(np.flatnonzero(held_out)))
     return whole.take(torch.from_numpy(keep)), test
+
+
+def seeded_subset(keep: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """`limit` of the indices `keep`, chosen by `seed`, in their original order."""
+    return np.sort(np.random.default_rng(seed).permutation(keep)[:limit])
 
 
 def _load_raw(name: str, split: str, seed: int) -> RawSplit:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moa_core import distributed
 from moa_core.blocks.augment import AugmentSettings, SeededAugmenter
 from moa_core.blocks.dynamic_conv import DynamicDecoder, DynamicEncoder, block_plan
 from moa_core.blocks.expert_bank import StackedLinear
@@ -82,7 +83,7 @@ def sample_entropy(p: torch.Tensor) -> torch.Tensor:
 def batch_entropy_term(p: torch.Tensor) -> torch.Tensor:
     """B = Σ_k p̂_k log p̂_k with p̂ the batch mean of p (paper 001, Eq. 5); minimizing it
     spreads the batch over the experts."""
-    mean = p.mean(0)
+    mean = distributed.global_sum(p.sum(0)) / distributed.global_count(len(p))
     return (mean * mean.clamp_min(1e-12).log()).sum()
 
 

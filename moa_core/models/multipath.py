@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from moa_core import distributed
+from moa_core.blocks.em import em_loss, gamma_for_batch
 from moa_core.blocks.routing import (
     CrossConnection,
     CrossPrediction,
@@ -44,7 +46,6 @@ from moa_core.blocks.routing import (
     parallel_max_pool,
 )
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig
-from moa_core.models.neural_em import em_loss, gamma_for_batch
 from moa_core.models.registry import register
 
 GATE_NORMS = ("auto", "on", "off")
@@ -270,10 +271,11 @@ def gate_regularization(routings: list[Routing]) -> torch.Tensor:
     total = torch.zeros(())
     for routing in routings:
         scores = routing.scores  # [B, m, n]; already normalized when the gates are
-        batch, inputs = scores.shape[:2]
+        inputs = scores.shape[1]
+        mean, var, batch = distributed.global_mean_var(scores, [0])  # of the global batch
         if batch < 2:
             continue
-        a_star = (scores - scores.mean(0)) / (scores.var(0, unbiased=False) + 1e-5).sqrt()
+        a_star = (scores - mean) / (var + 1e-5).sqrt()
         rows = a_star.flatten(0, 1)  # every (sample, input) pair is one EM row
         loss = em_loss(rows, gamma_for_batch(batch), rows.softmax(-1))
         total = total.to(scores.device) + inputs * loss  # the batch mean, summed over inputs

@@ -21,23 +21,22 @@ gives the paper's ratio (see benchmarks/RESULTS.md, em_images).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from moa_core import distributed
 from moa_core.blocks.augment import AugmentSettings, SeededAugmenter, sobel_planes
+from moa_core.blocks.em import PAPER_BATCH, em_loss, gamma_for_batch
 from moa_core.blocks.relevance_norm import RelevanceNorm
 from moa_core.models.base import ConfigError, MixtureOutput, ModelConfig, TrainPhase
 from moa_core.models.registry import register
 
 MODES = ("em_only", "two_fold")
 INPUT_KINDS = ("image", "points")
-PAPER_GAMMA, PAPER_BATCH = 5.0, 128
 
 
 @dataclass
@@ -101,35 +100,6 @@ class NeuralEMConfig(ModelConfig):
         return AugmentSettings(self.max_rotation, self.max_shift, self.max_scale, self.max_jitter)
 
 
-def normalized_score_bound(n: int) -> float:
-    """Largest |a*| a batch of n can hold when σ is the batch's 1/n standard deviation: √(n − 1).
-
-    Paper 004, Sec. 5 quotes (n − 1)/√n after [26], which is the bound for the (n − 1)
-    sample standard deviation; its own normalization (and BatchNorm's) divides by the 1/n
-    one, whose bound is √(n − 1): 11.27 rather than 11.23 at n = 128.
-    """
-    return math.sqrt(n - 1)
-
-
-def gamma_for_batch(n: int) -> float:
-    """γ that keeps every a*/γ in the sigmoid's near-linear region for a batch of n.
-
-    Paper 004, Sec. 5: γ = 5 at n = 128. γ scales with the bound on |a*| so every batch size
-    keeps the paper's margin (|a*/γ| ≤ 2.25); it is never below 1.
-    """
-    return max(1.0, PAPER_GAMMA * normalized_score_bound(n) / normalized_score_bound(PAPER_BATCH))
-
-
-def cluster_log_density(a_star: torch.Tensor, gamma: float) -> torch.Tensor:
-    """log h_ij = log sigmoid(a*_ij/γ) (paper 004, Sec. 5)."""
-    return F.logsigmoid(a_star / gamma)
-
-
-def em_loss(a_star: torch.Tensor, gamma: float, posterior: torch.Tensor) -> torch.Tensor:
-    """−1/n Σ_i Σ_j p_ij log sigmoid(a*_ij/γ) with p held constant (paper 004, Eq. 6)."""
-    return -(posterior.detach() * cluster_log_density(a_star, gamma)).sum(1).mean()
-
-
 def consistency_loss(p: torch.Tensor, q_scores: torch.Tensor) -> torch.Tensor:
     """KL(p‖q) = Σ_j p_j log(p_j/q_j), batch mean, p constant, q = softmax(q_scores) (Eq. 8)."""
     p = p.detach()
@@ -191,6 +161,7 @@ class NeuralEM(nn.Module):
         if self.config.gamma > 0:
             return self.config.gamma
         if self.training:
+            n = distributed.global_count(n)  # the global batch's under several processes
             self.reference_batch.fill_(max(int(self.reference_batch), n))
             return gamma_for_batch(n)
         return gamma_for_batch(max(int(self.reference_batch), 1))

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from moa_core import distributed
 from moa_core.analysis.cluster_finder import (
     SELECTIONS,
     ClusterFinding,
@@ -45,7 +46,7 @@ from moa_core.train.pipeline_record import (
     build_record,
     summarize_clusters,
 )
-from moa_core.train.run import TrainedRun, prepare, train_model, training_samples
+from moa_core.train.run import DataSource, TrainedRun, prepare, train_model, training_samples
 from moa_core.train.trainer import Callback, TrainEvent
 
 Progress = Callable[[str], None]
@@ -159,7 +160,7 @@ class ManagerPretraining:
 
 
 def vae_codes(
-    spec: str,
+    spec: DataSource,
     latent: int,
     settings: PretrainSettings,
     callbacks: list[Callback] | None = None,
@@ -197,7 +198,7 @@ class PipelineStopped(RuntimeError):
     """A pretraining step did not finish (stopped by the user, or a NaN loss)."""
 
 
-def check_samples(spec: str, settings: PretrainSettings) -> None:
+def check_samples(spec: DataSource, settings: PretrainSettings) -> None:
     """Refuse, before any training, a sample too small for UMAP and HDBSCAN."""
     samples = training_samples(spec, settings.max_samples, settings.seed)
     try:
@@ -207,7 +208,7 @@ def check_samples(spec: str, settings: PretrainSettings) -> None:
 
 
 def find_size(
-    spec: str,
+    spec: DataSource,
     settings: PretrainSettings,
     callbacks: list[Callback] | None = None,
     control: TrainingControl | None = None,
@@ -222,7 +223,7 @@ def find_size(
 
 
 def search_clusters(
-    spec: str,
+    spec: DataSource,
     size: SizeFinding,
     settings: PretrainSettings,
     callbacks: list[Callback] | None = None,
@@ -278,14 +279,7 @@ def pretrain_manager(
             "HDBSCAN found no cluster: lower min_cluster_size or train the VAE longer"
         )
     sizes = cluster_sizes(size.codes, clusters.labels, clusters.k, settings.threshold)
-    channels, image_size, _ = size.dataset.image_shape
-    config = config_class("moe_vae")(
-        in_channels=channels,
-        image_size=image_size,
-        num_clusters=clusters.k,
-        latent_sizes=sizes,
-        base_filters=settings.base_filters,
-    )
+    config = mixture_config(size.dataset, sizes, settings)
     sized = time.perf_counter()
     fitted = _fit_manager(
         config, size.dataset, clusters, settings, callbacks or [], control or TrainingControl()
@@ -300,6 +294,20 @@ def pretrain_manager(
         size.dataset, size.latent, clusters, search.summary, sizes, fitted[1], seconds
     )
     return ManagerPretraining(sizes, config, *fitted, record)
+
+
+def mixture_config(
+    data: Dataset, sizes: tuple[int, ...], settings: PretrainSettings
+) -> MoEVAEConfig:
+    """The MoE-VAE the pretraining decided on: one expert per cluster, of the sizes found."""
+    channels, image_size, _ = data.image_shape
+    return config_class("moe_vae")(
+        in_channels=channels,
+        image_size=image_size,
+        num_clusters=len(sizes),
+        latent_sizes=sizes,
+        base_filters=settings.base_filters,
+    )
 
 
 def _fit_manager(
@@ -348,11 +356,10 @@ def _fit_manager(
 
 
 def final_overrides(
-    manager: ManagerPretraining, settings: PretrainSettings, overrides: dict[str, Any]
+    config: MoEVAEConfig, settings: PretrainSettings, overrides: dict[str, Any]
 ) -> dict[str, Any]:
-    """The final model's settings: K and the sizes found, the paper's lr 1e-4 and batch 100
-    (Sec. IV.D), then the caller's own overrides (epochs, alpha, …)."""
-    config = manager.model_config
+    """The final model's settings: K and the sizes found (`config`), the paper's lr 1e-4 and
+    batch 100 (Sec. IV.D), then the caller's own overrides (epochs, alpha, …)."""
     return {
         "lr": FINAL_LR,
         "batch_size": settings.batch_size,
@@ -378,7 +385,7 @@ class PipelineRun:
 
 
 def train_mixture(
-    spec: str,
+    spec: DataSource,
     manager: ManagerPretraining,
     settings: PretrainSettings,
     overrides: dict[str, Any] | None = None,
@@ -386,7 +393,7 @@ def train_mixture(
     control: TrainingControl | None = None,
 ) -> PipelineRun:
     """Step 9: the MoE-VAE of step 8 trained from the pretrained manager on the same samples."""
-    merged = final_overrides(manager, settings, overrides or {})
+    merged = final_overrides(manager.model_config, settings, overrides or {})
     run = train_model("moe_vae", spec, merged, callbacks, control, initial_state=manager.state)
     _raise_unless_finished(run)
     record = replace(manager.record, seconds={**manager.record.seconds})
@@ -395,24 +402,79 @@ def train_mixture(
 
 
 def run_pipeline(
-    spec: str,
+    spec: DataSource,
     settings: PretrainSettings,
     overrides: dict[str, Any] | None = None,
     progress: Progress | None = None,
-) -> PipelineRun:
+) -> PipelineRun | None:
     """All steps on `spec`; `progress` hears each step's name as it starts. The final model's
-    settings are checked first, so a typo fails before minutes of pretraining."""
+    settings are checked first, so a typo fails before minutes of pretraining.
+
+    Under several processes rank 0 runs steps 1–8 alone (its UMAP and HDBSCAN are
+    whole-dataset steps) while the others wait; every rank then takes the K and latent sizes
+    it found, and all train step 9 together from its manager. Only rank 0 returns the run
+    and its record; the others return None."""
     say = progress or (lambda _: None)
     prepare("moe_vae", spec, {**(overrides or {}), "max_samples": 2})
     check_samples(spec, settings)
+    world = distributed.current()
+    if world.is_main:
+        found: list[int] = []
+        try:
+            with distributed.alone():
+                manager = _pretrain(spec, settings, say)
+            found = list(manager.model_config.latent_sizes)
+        finally:
+            distributed.broadcast_ints(found)  # an empty list tells the others it failed
+        say("4/4 training the MoE-VAE from the pretrained manager")
+        return train_mixture(spec, manager, settings, overrides)
+    sizes = distributed.broadcast_ints(None)
+    if not sizes:
+        raise PipelineStopped("rank 0's pretraining did not finish (its output says why)")
+    data = training_samples(spec, settings.max_samples, settings.seed)
+    config = mixture_config(data, tuple(sizes), settings)
+    # Its weights are rank 0's, pretrained manager included, once the Trainer shares them.
+    _raise_unless_finished(
+        train_model("moe_vae", spec, final_overrides(config, settings, overrides or {}))
+    )
+    return None
+
+
+def _pretrain(spec: DataSource, settings: PretrainSettings, say: Progress) -> ManagerPretraining:
+    """Steps 1–8, each announced as it starts."""
     say(f"1/4 training a VAE with {settings.start_latent} latent dimensions; PCA of its codes")
     size = find_size(spec, settings)
     say(f"2/4 retraining the VAE with {size.latent.size} dimensions; UMAP and HDBSCAN")
     search = search_clusters(spec, size, settings)
     say(f"3/4 pretraining the manager on {search.clusters.k} clusters")
-    manager = pretrain_manager(size, search, settings)
-    say("4/4 training the MoE-VAE from the pretrained manager")
-    return train_mixture(spec, manager, settings, overrides)
+    return pretrain_manager(size, search, settings)
+
+
+def wants_pretraining(model: str, overrides: dict[str, Any]) -> bool:
+    """Pipeline families pretrain unless `pretrain=false` (then: a fixed K, from scratch);
+    takes the key out of `overrides`."""
+    if model not in PIPELINE_MODELS:
+        return False
+    pretrain = overrides.pop("pretrain", True)
+    if not isinstance(pretrain, bool):
+        raise ConfigError(f"pretrain must be true or false, got {pretrain!r}")
+    return pretrain
+
+
+def train_family(
+    model: str,
+    source: DataSource,
+    overrides: dict[str, Any],
+    callbacks: list[Callback] | None = None,
+    progress: Progress | None = None,
+) -> TrainedRun:
+    """One training as `moa train` does it: a pipeline family pretrains first (its steps
+    announced to `progress`; `callbacks` hear the other families' training)."""
+    overrides = dict(overrides)
+    if not wants_pretraining(model, overrides):
+        return train_model(model, source, overrides, callbacks)
+    settings, final = PretrainSettings.take(overrides)
+    return run_pipeline(source, settings, final, progress).run
 
 
 def _since(start: float) -> float:

@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from moa_core.data import Dataset, labelled_splits, load_dataset
+from moa_core.data.registry import seeded_subset
 from moa_core.data.regression import baseline_scores
 from moa_core.device import resolve_device
 from moa_core.models import ConfigError, ModelConfig, build_model, config_class
@@ -49,27 +51,39 @@ class TrainedRun:
         }
 
 
-def training_samples(spec: str, max_samples: int, seed: int, held_out: bool = False) -> Dataset:
+# What a run trains on: a dataset spec ("digits", "mnist:3,5") or samples already in memory
+# (an estimator's X), which are trained on whole, with no held-out side.
+DataSource = str | Dataset
+
+
+def training_samples(
+    spec: DataSource, max_samples: int, seed: int, held_out: bool = False
+) -> Dataset:
     """The exact samples a run trains on (a seeded subset when `max_samples` > 0), so a saved
     run is re-scored by `moa eval` and the Latent page on what it saw. Families scored on a
     `held_out` side (`ModelConfig.needs_held_out`) never train on it (see `labelled_splits`).
     Regression targets are not attached here: see `ModelConfig.prepare_dataset`."""
+    if isinstance(spec, Dataset):
+        if not 0 < max_samples < len(spec):
+            return spec
+        keep = seeded_subset(np.arange(len(spec)), max_samples, seed)
+        return spec.take(torch.from_numpy(keep).to(spec.x.device))
     if held_out:
         return labelled_splits(spec, max_samples or None, seed)[0]
     return load_dataset(spec, "train", limit=max_samples or None, seed=seed)
 
 
-def test_samples(config: ModelConfig, spec: str) -> Dataset | None:
+def test_samples(config: ModelConfig, spec: DataSource) -> Dataset | None:
     """The held-out samples a classifier or regressor is scored on (a regressor's with its
-    targets); None for clustering models."""
-    if not config.needs_held_out():
+    targets); None for clustering models and for samples in memory."""
+    if not config.needs_held_out() or isinstance(spec, Dataset):
         return None
     return config.prepare_dataset(labelled_splits(spec)[1])
 
 
 def prepare(
     model_type: str,
-    dataset_spec: str,
+    dataset_spec: DataSource,
     overrides: dict[str, Any] | None = None,
     initial_state: dict[str, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, ModelConfig, TrainConfig, Dataset]:
@@ -96,7 +110,7 @@ def prepare(
 
 def train_model(
     model_type: str,
-    dataset_spec: str,
+    dataset_spec: DataSource,
     overrides: dict[str, Any] | None = None,
     callbacks: list[Callback] | None = None,
     control: TrainingControl | None = None,

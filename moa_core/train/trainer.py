@@ -104,9 +104,9 @@ class Trainer:
             for phase in self.phases
         ]
         self.world = distributed.current()
-        self._check_world(len(self.phases))
-        forward = distributed.data_parallel(self.model)
-        self.forward = torch.compile(forward) if config.compile else forward
+        self._check_world()
+        distributed.share_model(self.model)
+        self.forward = torch.compile(self.model) if config.compile else self.model
         self.check_every = 1 if device.type == "cpu" else GPU_CHECK_EVERY
         self._last_good = self._state_copy()
         self._last_good_epoch = 0
@@ -137,7 +137,9 @@ class Trainer:
                 self._set_learning_rate(step / total_steps)
                 shard = self.world.shard(batch)
                 share = len(shard) / len(batch)  # of the global batch's mean loss
-                loss = self._train_step(self.data.x[shard], self.targets[shard], share) * share
+                with distributed.training_step():
+                    loss = self._train_step(self.data.x[shard], self.targets[shard], share)
+                loss = loss * share
                 epoch_loss += loss
                 nonfinite += (~torch.isfinite(loss)).float()
                 step += 1
@@ -169,7 +171,7 @@ class Trainer:
         """Step each phase's optimizer in turn on this process's shard; the sum of the phase
         losses, detached, on the device (read only at a check: a NaN step is undone there).
         Each backward is scaled by the shard's `share` of the global batch × the number of
-        processes, which DDP's gradient average divides back out (1 in one process)."""
+        processes, which the gradient average divides back out (1 in one process)."""
         self.model.train()
         losses = self._phase_losses(x, y)
         total = torch.zeros((), device=self.device)
@@ -178,19 +180,15 @@ class Trainer:
                 loss = next(losses)
             optimizer.zero_grad(set_to_none=True)
             (loss * (share * self.world.size) if self.world.active else loss).backward()
+            distributed.average_gradients(self.model)  # over processes (none in one)
             optimizer.step()
             total = total + loss.detach().float()
         return total
 
-    def _check_world(self, phases: int) -> None:
-        """Several processes need one optimizer phase and global batches they can share."""
+    def _check_world(self) -> None:
+        """Several processes need global batches that give every process a sample."""
         if not self.world.active:
             return
-        if phases > 1:
-            raise distributed.ShardingError(
-                f"{type(self.model).__name__} trains in {phases} phases; training on several "
-                "processes supports single-phase families"
-            )
         last = len(self.data) % self.config.batch_size
         if 0 < last < self.world.size or self.config.batch_size < self.world.size:
             raise distributed.ShardingError(

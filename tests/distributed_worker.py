@@ -1,0 +1,87 @@
+"""Run under torchrun by tests/test_distributed.py: train each family of `CASES` on this
+process's shard and, on rank 0, write per-epoch losses and whether every rank ended with the
+same weights (their gradients were all-reduced); then MoE-VAE's whole pipeline, whose
+pretraining rank 0 runs alone. argv[2:] may name the cases to run ("pipeline" too; all by
+default)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import torch.distributed as dist
+from tiny import TINY_PIPELINE
+
+from moa_core import distributed
+from moa_core.train.pretraining import PretrainSettings, run_pipeline
+from moa_core.train.run import train_model
+
+TINY_VAE = {"latent_dim": 3, "encoder_units": [16], "decoder_units": [16]}
+# Each touches a different global statistic or noise: (name, model, dataset, settings).
+# 203 samples in batches of 50: the last global batch (3) splits 2 / 1.
+COMMON = {"epochs": 2, "max_samples": 203, "batch_size": 50, "device": "cpu"}
+CASES = [
+    # Two optimizer phases, augmentation, relevance normalization, γ of the global batch.
+    (
+        "neural_em two_fold",
+        "neural_em",
+        "digits",
+        {"mode": "two_fold", "conv_channels": [4, 8], "fc_units": 16},
+    ),
+    # Gates with relevance normalization and their neural-EM regularizer.
+    (
+        "multipath_cc",
+        "multipath_cc",
+        "digits",
+        {"conv_channels": [4, 8, 8], "dense_units": 16, "gate_hidden": 4},
+    ),
+    # Gumbel and Gaussian noise.
+    ("dmvae", "dmvae", "spiral25k", {**TINY_VAE, "gate_units": [16]}),
+    # The batch entropy, augmentation and the reparametrization's noise.
+    (
+        "moe_vae",
+        "moe_vae",
+        "digits",
+        {"num_clusters": 3, "latent_sizes": [2, 3, 2], "base_filters": 4},
+    ),
+    # Rank 0's GMM fit after pretraining, broadcast.
+    ("vade", "vade", "spiral25k", {**TINY_VAE, "pretrain_epochs": 1}),
+]
+
+
+def _same_weights_everywhere(model: torch.nn.Module) -> bool:
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(flat, other) for other in gathered)
+
+
+def main(out: str, names: list[str]) -> None:
+    world, _ = distributed.join("cpu")
+    results = {}
+    for name, model, dataset, settings in CASES:
+        if names and name not in names:
+            continue
+        run = train_model(model, dataset, {**COMMON, **settings})
+        same = _same_weights_everywhere(run.model)
+        results[name] = {
+            "losses": [row["train_loss"] for row in run.result.history],
+            "same_weights": same,
+            "status": run.result.status,
+        }
+    if not names or "pipeline" in names:  # rank 0 pretrains alone, all train step 9
+        pipeline = run_pipeline("digits", PretrainSettings(**TINY_PIPELINE), {"epochs": 1})
+        if pipeline is not None:
+            results["pipeline"] = {
+                "losses": [row["train_loss"] for row in pipeline.run.result.history],
+                "latent_sizes": list(pipeline.record.latent_sizes),
+            }
+    if world.is_main:
+        with open(out, "w") as handle:
+            json.dump(results, handle)
+    distributed.leave()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
