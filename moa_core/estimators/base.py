@@ -66,6 +66,7 @@ class LabEstimator(BaseEstimator):
         self.config_ = run.config
         self.history_ = run.result.history
         self.n_iter_ = run.result.epochs_done
+        self.n_features_in_ = int(data.x[0].numel())  # per sample: 2 for points, C·H·W images
         return run
 
     def _callbacks(self) -> list[Callback]:
@@ -130,7 +131,9 @@ class TrainingBar:
     def __call__(self, event: TrainEvent) -> None:
         if event.kind == "started":
             total = (event.metrics or {}).get("total_steps")
-            self.bar = tqdm(total=total, desc=self.name, unit="batch", file=sys.stderr)
+            self.bar = tqdm(
+                total=total, desc=self.name, unit="batch", file=sys.stderr, mininterval=0.5
+            )
         elif self.bar is None:
             return
         elif event.kind == "batch":

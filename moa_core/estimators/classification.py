@@ -63,7 +63,8 @@ class MultiPathClassifier(ClassifierMixin, LabEstimator):
         return self
 
     def predict(self, X: object) -> np.ndarray:
-        return self.classes_[self._logits(X).argmax(1)]
+        positions = self._logits(X).argmax(1)  # first: it says when the model is not fitted
+        return self.classes_[positions]
 
     def predict_proba(self, X: object) -> np.ndarray:
         """Class probabilities [N, len(classes_)], columns in the order of `classes_`."""

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import ClusterMixin
+from sklearn.base import ClusterMixin, TransformerMixin
 
 from moa_core.estimators.base import LabEstimator
 from moa_core.estimators.data import as_dataset
 
 
-class LabClusterer(ClusterMixin, LabEstimator):
+class LabClusterer(ClusterMixin, TransformerMixin, LabEstimator):
     """Cluster images [N, H, W] / [N, C, H, W] or points [N, 2] into `n_clusters` experts.
 
     Parameters left None take the family's defaults (those of `moa train`); `options` takes
