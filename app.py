@@ -60,6 +60,7 @@ PAGES = [
         title="Gated regression",
         icon=":material/stacked_line_chart:",
     ),
+    st.Page("app_pages/results.py", title="Results", icon=":material/leaderboard:"),
     st.Page("app_pages/your_data.py", title="Your data", icon=":material/upload_file:"),
     st.Page("app_pages/classroom.py", title="Classroom", icon=":material/groups:"),
 ]

@@ -32,6 +32,7 @@ PAGES = {  # URL → the page's title (its heading once it has run)
     "/experts": "Experts & latent walks",
     "/generative": "Generative mixtures",
     "/gated_regression": "Gated regression",
+    "/results": "Results",
     "/classroom": "Classroom",
     "/your_data": "Your data",
 }
