@@ -74,7 +74,7 @@ if not session.door_open():
     st.stop()
 if os.environ.get("MOA_WARM_UP", "1") != "0":
     warm_up()
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, expanded=True)  # 13 pages: all in sight, Classroom too
 session.remember()
 st.fragment(run_every=session.HEARTBEAT_SECONDS)(session.heartbeat)()
 st.sidebar.markdown(f"**Device:** {device_label()}  \n**You:** {session.browser_name()}")

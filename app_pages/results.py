@@ -7,10 +7,11 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import presenter
-from moa_core.results import ResultTable, result_tables
+from moa_core.results import ResultTable, gallery_results, result_tables
 from moa_core.viz.results import paper_vs_ours_figure
 
 ROW_PX = 35  # a dataframe row: the table shows every row without a scroll bar
+SCORE_NAMES = {"acc": "ACC", "nmi": "NMI", "accuracy": "accuracy", "regression_mse": "MSE"}
 
 
 @st.cache_data(show_spinner=False)
@@ -76,3 +77,26 @@ if not tables:
     st.warning("No paper tables found (moa_core/paper_tables.json is missing).")
 for paper_table in tables:
     draw_table(paper_table)
+
+
+st.subheader("The gallery's runs")
+st.caption(
+    "The small runs every page opens on, trained once from seed 0 on a CPU: one seed each, so "
+    "they show what a model does, not how well it does on average."
+)
+gallery = gallery_results()
+st.dataframe(
+    [
+        {
+            "Run": run.title,
+            **{SCORE_NAMES[k]: v for k, v in run.scores.items()},
+            "Epochs": run.epochs,
+        }
+        for run in gallery
+    ],
+    hide_index=True,
+    width="stretch",
+    height=ROW_PX * (len(gallery) + 1) + 3,
+)
+with st.expander("How to retrain each gallery run"):
+    st.code("\n".join(run.command for run in gallery), language="bash")

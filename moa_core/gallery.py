@@ -9,6 +9,8 @@ with the recipe and the scores `moa eval` reproduces in each file's metadata.
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -64,6 +66,13 @@ class GalleryRecipe:
     def settings(self) -> dict[str, Any]:
         """Every `--set` the run trains with: the build's seed and device, then the recipe's."""
         return {**BUILD_SETTINGS, **self.overrides}
+
+    @property
+    def command(self) -> str:
+        """The `moa train` line that retrains it (without `--out`: a new run in runs/)."""
+        settings = {**self.settings, **self.pretraining}
+        values = [shlex.quote(f"{key}={_cli_value(value)}") for key, value in settings.items()]
+        return f"moa train {self.model} --dataset {self.dataset} --set {' '.join(values)}"
 
     def to_dict(self) -> dict[str, Any]:
         """What a bundled file's metadata records under `gallery.recipe`."""
@@ -178,6 +187,11 @@ RECIPES: tuple[GalleryRecipe, ...] = (
         thumbnail="points",
     ),
 )
+
+
+def _cli_value(value: Any) -> str:
+    """A `--set` value as `moa train` reads it: strings bare, the rest as compact JSON."""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def recipe(name: str) -> GalleryRecipe:

@@ -139,3 +139,32 @@ def measurement(lines: list[dict[str, Any]], name: str, path: list[str]) -> Meas
             std, n = float(value.get("std", 0.0)), int(value.get("n", len(values) or 1))
             return Measurement(float(value["mean"]), std, n, values, line.get("device", ""))
     return None
+
+
+@dataclass(frozen=True)
+class GalleryResult:
+    """One bundled gallery run: one seed (0), so a figure to look at, not a benchmark."""
+
+    name: str
+    title: str
+    scores: dict[str, float]
+    epochs: int
+    command: str
+
+
+GALLERY_SCORES = ("acc", "nmi", "accuracy", "regression_mse")
+
+
+def gallery_results() -> list[GalleryResult]:
+    """The gallery's runs with the scores in their files and the command that retrains each."""
+    from moa_core.gallery import gallery_runs, recipe
+
+    results = []
+    for run in gallery_runs():
+        name = run.path.stem
+        metrics = run.meta.get("metrics", {})
+        scores = {key: round(float(metrics[key]), 4) for key in GALLERY_SCORES if key in metrics}
+        made = recipe(name)
+        epochs = int(run.meta.get("epochs_done", 0))
+        results.append(GalleryResult(name, made.title, scores, epochs, made.command))
+    return results

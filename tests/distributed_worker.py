@@ -1,7 +1,6 @@
 """Run under torchrun by tests/test_distributed.py: train each family of `CASES` on this
 process's shard and, on rank 0, write per-epoch losses and whether every rank ended with the
-same weights (their gradients were all-reduced); then MoE-VAE's whole pipeline, whose
-pretraining rank 0 runs alone. argv[2:] may name the cases to run ("pipeline" too; all by
+same weights (their gradients were all-reduced). argv[2:] may name the cases to run (all by
 default)."""
 
 from __future__ import annotations
@@ -11,10 +10,8 @@ import sys
 
 import torch
 import torch.distributed as dist
-from tiny import TINY_PIPELINE
 
 from moa_core import distributed
-from moa_core.train.pretraining import PretrainSettings, run_pipeline
 from moa_core.train.run import train_model
 
 TINY_VAE = {"latent_dim": 3, "encoder_units": [16], "decoder_units": [16]}
@@ -70,13 +67,6 @@ def main(out: str, names: list[str]) -> None:
             "same_weights": same,
             "status": run.result.status,
         }
-    if not names or "pipeline" in names:  # rank 0 pretrains alone, all train step 9
-        pipeline = run_pipeline("digits", PretrainSettings(**TINY_PIPELINE), {"epochs": 1})
-        if pipeline is not None:
-            results["pipeline"] = {
-                "losses": [row["train_loss"] for row in pipeline.run.result.history],
-                "latent_sizes": list(pipeline.record.latent_sizes),
-            }
     if world.is_main:
         with open(out, "w") as handle:
             json.dump(results, handle)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 from contextlib import redirect_stdout
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,12 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
-from tiny import TINY_PIPELINE
 
 from moa_core.checkpoint import CheckpointError
 from moa_core.cli import main
 from moa_core.data import DatasetError, load_dataset
-from moa_core.estimators import MoA, MoAPlus, MoEVAE, MultiPathClassifier, NeuralEM
-from moa_core.estimators.data import as_dataset
+from moa_core.estimators import MoA, MoAPlus, MultiPathClassifier, NeuralEM
 from moa_core.models import ConfigError
-from moa_core.train.pretraining import PretrainSettings, find_size
 from moa_core.train.run import training_samples
 
 SAMPLES = 600  # a seeded subset of the embedded digits, as `--set max_samples=600` takes
@@ -113,23 +109,6 @@ def test_points_cluster_and_verbose_shows_progress(capsys: pytest.CaptureFixture
     model = NeuralEM(n_clusters=2, epochs=2, random_state=0, verbose=True).fit(points)
     assert sorted(np.unique(model.labels_)) == [0, 1] and model.n_features_in_ == 2
     assert "neural_em" in capsys.readouterr().err  # the tqdm bar
-
-
-def test_moe_vae_pretrains_on_an_array_as_on_the_dataset_and_finds_k() -> None:
-    """The array feeds the pipeline the samples the spec does (step 1's codes agree); then
-    the whole pipeline runs from the estimator and K is the pretraining's.
-
-    Not compared end to end: on these 300 digits HDBSCAN's K flips between 10 and 11 on
-    codes that differ by 4e-8, as they do between a process's first run and later ones."""
-    images = training_samples("digits", TINY_PIPELINE["max_samples"], seed=0).x.numpy()
-    settings = PretrainSettings(**TINY_PIPELINE)
-    from_spec = find_size("digits", settings)
-    from_array = find_size(as_dataset(images), replace(settings, max_samples=0))
-    np.testing.assert_allclose(from_array.codes, from_spec.codes, atol=1e-6)
-    options = {k: v for k, v in TINY_PIPELINE.items() if k not in ("max_samples", "device")}
-    model = MoEVAE(epochs=1, random_state=0, device="cpu", options=options).fit(images)
-    assert model.n_clusters_ == len(model.config_.latent_sizes) >= 2 and model.n_iter_ == 1
-    assert model.labels_.shape == (len(images),) and model.labels_.max() < model.n_clusters_
 
 
 @pytest.mark.parametrize(

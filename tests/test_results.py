@@ -5,18 +5,22 @@ flag wherever we are short, and the page draws them all without training anythin
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from moa_core.gallery import RECIPES, recipe
 from moa_core.results import (
     MEASUREMENTS,
     ROOT,
     TABLES,
+    gallery_results,
     measurement,
     read_measurements,
     result_tables,
 )
+from moa_core.train.setup import parse_assignments
 
 PAPERS = {"000", "001", "002", "003", "004"}
 
@@ -67,6 +71,18 @@ def test_the_shipped_tables_cover_every_paper_and_every_link_resolves() -> None:
 def test_the_page_shows_every_paper_without_training() -> None:
     at = AppTest.from_file(str(ROOT / "app_pages" / "results.py"), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
-    headings = [h.value for h in at.subheader]
-    assert {heading.split(":")[0] for heading in headings} == {f"Paper {p}" for p in PAPERS}
-    assert len(at.dataframe) == len(result_tables())
+    *papers, gallery = [h.value for h in at.subheader]
+    assert {heading.split(":")[0] for heading in papers} == {f"Paper {p}" for p in PAPERS}
+    assert gallery == "The gallery's runs"
+    assert len(at.dataframe) == len(result_tables()) + 1
+
+
+def test_each_gallery_run_has_its_scores_and_the_command_that_retrains_it() -> None:
+    results = gallery_results()
+    assert {result.name for result in results} == {made.name for made in RECIPES}
+    for result in results:
+        made = recipe(result.name)
+        words = shlex.split(result.command)
+        assert words[:5] == ["moa", "train", made.model, "--dataset", made.dataset]
+        assert parse_assignments(words[6:]) == {**made.settings, **made.pretraining}
+        assert result.scores and result.epochs >= 1, result.name
