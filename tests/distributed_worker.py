@@ -1,17 +1,20 @@
 """Run under torchrun by tests/test_distributed.py: train each family of `CASES` on this
 process's shard and, on rank 0, write per-epoch losses and whether every rank ended with the
-same weights (their gradients were all-reduced). argv[2:] may name the cases to run (all by
-default)."""
+same weights (their gradients were all-reduced); then `moa train moa_plus` on every rank, as
+`--nproc 2` starts it. argv[2:] may name the cases to run ("cli" too; all by default)."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+from contextlib import redirect_stdout
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from moa_core import distributed
+from moa_core import cli, distributed
 from moa_core.train.run import train_model
 
 TINY_VAE = {"latent_dim": 3, "encoder_units": [16], "decoder_units": [16]}
@@ -47,6 +50,11 @@ CASES = [
 ]
 
 
+# `moa train moa_plus --dataset digits --nproc 2`: 645 samples in batches of 100, so the last
+# global batch (45) splits 23 / 22, unevenly.
+CLI_SETTINGS = {"epochs": 2, "max_samples": 645, "batch_size": 100}
+
+
 def _same_weights_everywhere(model: torch.nn.Module) -> bool:
     flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
@@ -67,10 +75,26 @@ def main(out: str, names: list[str]) -> None:
             "same_weights": same,
             "status": run.result.status,
         }
+    if not names or "cli" in names:  # `moa train … --nproc 2` as each rank runs it
+        results["cli"] = _cli(Path(out).with_name("two.safetensors"), world.is_main)
     if world.is_main:
         with open(out, "w") as handle:
             json.dump(results, handle)
     distributed.leave()
+
+
+def _cli(checkpoint: Path, is_main: bool) -> dict:
+    """`moa train moa_plus` on this rank; rank 0 alone may print (the others fail if they do)."""
+    settings = [f"{key}={value}" for key, value in CLI_SETTINGS.items()]
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        code = cli.main(
+            ["train", "moa_plus", "--dataset", "digits", "--device", "cpu"]
+            + ["--out", str(checkpoint), "--set", *settings]
+        )
+    if not is_main and printed.getvalue():
+        raise SystemExit(f"rank other than 0 printed: {printed.getvalue()!r}")
+    return {"code": code, "stdout": printed.getvalue()}
 
 
 if __name__ == "__main__":

@@ -27,3 +27,7 @@ def test_the_smoke_run_prints_one_line_per_case_without_skipping(
     assert by_name["gpu_moa_plus_epoch"]["seconds_per_epoch"] > 0
     assert by_name["gpu_moe_vae_pipeline"]["k_found"] >= 1
     assert 0 <= by_name["gpu_routing"]["multipath_cc"]["accuracy"] <= 1
+    families = by_name["gpu_precision"]["families"]
+    assert set(families) == {"moa_plus", "neural_em", "dmvae", "multipath_cc", "moe_vae"}
+    assert all(set(modes) == {"fp32", "bf16"} for modes in families.values())  # no compile on CPU
+    assert all(mode["seconds"] > 0 for modes in families.values() for mode in modes.values())

@@ -163,3 +163,18 @@ def test_training_redraws_while_it_runs(page) -> None:
     sync_api.expect(scores.locator(".scatterlayer path.point")).to_have_count(2 * 3)
     sync_api.expect(page.get_by_role("button", name="Save as run")).to_be_visible()
     assert_no_exception(page)
+
+
+def test_results_page_shows_every_papers_table_beside_ours(page) -> None:
+    """Each seed paper's headline table with our column, from the sidebar, nothing trained."""
+    page.goto("/train")
+    page.get_by_role("link", name="Results").click()
+    page.get_by_role("heading", name="Results", exact=True).wait_for(timeout=RENDER_TIMEOUT_MS)
+    for paper in ("000", "001", "002", "003", "004"):
+        page.get_by_role("heading", name=re.compile(f"^Paper {paper}: ")).first.wait_for()
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    sync_api.expect(charts).to_have_count(6)  # paper 004's table is drawn as ACC and NMI
+    charts.first.locator(".main-svg").first.wait_for(timeout=RENDER_TIMEOUT_MS)
+    assert "ours (mean ± std over seeds)" in charts.first.inner_text()
+    assert page.get_by_role("heading", name="The gallery's runs").count() == 1
+    assert_no_exception(page)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from distributed_worker import CASES, COMMON
+from distributed_worker import CASES, CLI_SETTINGS, COMMON
 
 from moa_core.checkpoint import load_checkpoint
 from moa_core.cli import main
@@ -23,41 +23,6 @@ from moa_core.explore import run_dataset
 from moa_core.train.evaluate import evaluate
 from moa_core.train.run import prepare, train_model
 from moa_core.train.trainer import Trainer
-
-# 645 samples in batches of 100: the last global batch (45) splits 23 / 22, unevenly.
-SETTINGS = {"epochs": 2, "device": "cpu", "max_samples": 645, "batch_size": 100}
-
-
-def _moa(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "moa_core.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-
-
-@pytest.mark.slow
-def test_two_gloo_processes_train_the_model_one_process_trains(tmp_path: Path) -> None:
-    one = train_model("moa_plus", "digits", SETTINGS).result  # the one-process reference
-    settings = [f"{key}={value}" for key, value in SETTINGS.items() if key != "device"]
-    out = tmp_path / "two.safetensors"
-    done = _moa(
-        "train", "moa_plus", "--dataset", "digits", "--device", "cpu", "--nproc", "2",
-        "--out", str(out), "--set", *settings,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()
-    assert len(lines) == 1, done.stdout  # rank 0 alone prints
-    two = json.loads(lines[0])
-    assert two["processes"] == 2
-    record = tmp_path / "two.metrics.jsonl"
-    assert sorted(path.name for path in tmp_path.iterdir()) == [record.name, out.name]
-    losses_two = [json.loads(line)["train_loss"] for line in record.read_text().splitlines()]
-    losses_one = [row["train_loss"] for row in one.history]
-    assert len(losses_one) == len(losses_two) == 2 and losses_one[1] < losses_one[0]
-    np.testing.assert_allclose(losses_two, losses_one, rtol=1e-4)
-    loaded = load_checkpoint(out)  # loads and evaluates like any other run
-    assert loaded.config.model_type == "moa_plus" and loaded.meta["epochs_done"] == 2
-    data = run_dataset(loaded.meta)
-    assert evaluate(loaded.model, data)["nmi"] == pytest.approx(two["nmi"], abs=1e-4)
 
 
 def test_each_rank_takes_its_contiguous_share_of_a_global_batch() -> None:
@@ -102,9 +67,33 @@ def test_every_global_statistic_and_noise_spans_the_global_batch(tmp_path: Path)
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     two = json.loads(out.read_text())
-    assert sorted(two) == sorted(name for name, *_ in CASES)
+    assert sorted(two) == sorted([*(name for name, *_ in CASES), "cli"])
     for name, model, dataset, settings in CASES:
         one = train_model(model, dataset, {**COMMON, **settings}).result
         assert two[name]["status"] == "finished" and two[name]["same_weights"], name
         losses = [row["train_loss"] for row in one.history]
         np.testing.assert_allclose(two[name]["losses"], losses, rtol=1e-4, err_msg=name)
+    _check_the_command_line_run(two["cli"], tmp_path)
+
+
+def _check_the_command_line_run(cli: dict, folder: Path) -> None:
+    """`moa train moa_plus --dataset digits --nproc 2` (each rank's `cli.main` under torchrun;
+    `--nproc` itself starts torchrun in the big-run browser test): the per-epoch losses of one
+    process within 1e-4, one line from rank 0, a checkpoint that loads and evaluates."""
+    one = train_model("moa_plus", "digits", {**CLI_SETTINGS, "device": "cpu"}).result
+    assert cli["code"] == 0
+    lines = cli["stdout"].splitlines()
+    assert len(lines) == 1, cli["stdout"]  # rank 0 alone prints
+    two = json.loads(lines[0])
+    assert two["processes"] == 2
+    out = Path(two["checkpoint"])
+    record = out.with_name("two.metrics.jsonl")
+    assert {out.name, record.name} <= {path.name for path in folder.iterdir()}
+    losses_two = [json.loads(line)["train_loss"] for line in record.read_text().splitlines()]
+    losses_one = [row["train_loss"] for row in one.history]
+    assert len(losses_one) == len(losses_two) == 2 and losses_one[1] < losses_one[0]
+    np.testing.assert_allclose(losses_two, losses_one, rtol=1e-4)
+    loaded = load_checkpoint(out)  # loads and evaluates like any other run
+    assert loaded.config.model_type == "moa_plus" and loaded.meta["epochs_done"] == 2
+    data = run_dataset(loaded.meta)
+    assert evaluate(loaded.model, data)["nmi"] == pytest.approx(two["nmi"], abs=1e-4)

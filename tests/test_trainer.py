@@ -349,3 +349,17 @@ def test_models_built_in_parallel_threads_get_their_seeds_weights() -> None:
             model.state_dict().items(), built[seed].state_dict().values(), strict=True
         ):
             assert torch.equal(a, b), f"seed {seed}: {name} differs"
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_bf16_autocast_covers_every_training_forward(bf16: bool) -> None:
+    """`bf16=True` runs each training forward under autocast (a single-phase family's too,
+    whose forward once ran before the autocast began), and evaluation in float32."""
+    model, _, config, data = prepare("moa_plus", "digits", {**TINY, "epochs": 1, "bf16": bf16})
+    seen: list[tuple[bool, torch.dtype]] = []
+    layer = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    layer.register_forward_hook(lambda mod, _, out: seen.append((mod.training, out.dtype)))
+    assert Trainer(model, data, config, torch.device("cpu")).fit().status == "finished"
+    trained = {dtype for training, dtype in seen if training}
+    assert trained == ({torch.bfloat16} if bf16 else {torch.float32})
+    assert {dtype for training, dtype in seen if not training} == {torch.float32}

@@ -197,11 +197,12 @@ class Trainer:
             )
 
     def _phase_losses(self, x: torch.Tensor, y: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Each phase's loss, computed only when asked for: inside that phase's autocast."""
         phase_losses = getattr(self.model, "phase_losses", None)
         if phase_losses:
-            return phase_losses(x)
-        out = self.forward(x, y) if self.supervised else self.forward(x)
-        return iter([out.loss])
+            yield from phase_losses(x)
+            return
+        yield (self.forward(x, y) if self.supervised else self.forward(x)).loss
 
     def _end_epoch(self, epoch: int, step: int, train_loss: float) -> None:
         """Score, keep the weights as the last good snapshot, and report; `train_loss` is the
