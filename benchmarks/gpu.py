@@ -93,7 +93,7 @@ def _scores(model: str, spec: str, overrides: dict) -> dict:
     metrics = run.result.metrics
     keys = ("acc", "nmi", "accuracy", "dead_gate_fraction")
     return {
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(time.perf_counter() - start, 3),
         **{k: round(metrics[k], 4) for k in keys if isinstance(metrics.get(k), float)},
     }
 

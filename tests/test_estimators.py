@@ -59,6 +59,7 @@ def test_an_estimator_trains_what_moa_train_trains(
     # A checkpoint of `moa train` loads as the estimator of its family, and predicts alike.
     from_cli = MoAPlus.load(tmp_path / "cli.safetensors")
     np.testing.assert_array_equal(from_cli.predict(images), fitted.labels_)
+    assert from_cli.n_clusters == from_cli.n_clusters_ == 10
 
 
 def test_images_in_any_layout_and_scale_are_the_same_samples(

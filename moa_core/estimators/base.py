@@ -95,14 +95,15 @@ class LabEstimator(BaseEstimator):
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Self:
         """A fitted estimator from a checkpoint this class saved, or from `moa train` of the
-        same family (then with default parameters). One-line `CheckpointError` otherwise."""
+        same family (then with the model's own settings, the rest default). One-line
+        `CheckpointError` otherwise. `labels_` describe a fit's data: a loaded model has none."""
         loaded = load_checkpoint(Path(path), device)
         entry = loaded.meta.get(ESTIMATOR_KEY)
         if entry is not None and entry.get("class") != cls.__name__:
             raise CheckpointError(
                 f"{Path(path).name} holds a {entry.get('class')}, not a {cls.__name__}"
             )
-        estimator = cls(**entry["params"]) if entry else cls()
+        estimator = cls(**(entry["params"] if entry else cls._params_of(loaded.config)))
         if entry is None and loaded.config.model_type != estimator._family():
             raise CheckpointError(
                 f"{Path(path).name} holds a {loaded.config.model_type} model, "
@@ -112,6 +113,11 @@ class LabEstimator(BaseEstimator):
         estimator.history_, estimator.n_iter_ = [], int(loaded.meta.get("epochs_done", 0))
         estimator._restore(entry or {})
         return estimator
+
+    @classmethod
+    def _params_of(cls, config: Any) -> dict[str, Any]:
+        """Constructor parameters for a model `moa train` made (no estimator entry)."""
+        return {}
 
     def _saved(self) -> dict[str, Any]:
         """Fitted state beyond the weights that `load` needs back (a classifier's classes)."""

@@ -73,6 +73,10 @@ class MultiPathClassifier(ClassifierMixin, LabEstimator):
     def _logits(self, X: object) -> np.ndarray:
         return self._outputs(X).class_logits
 
+    @classmethod
+    def _params_of(cls, config: Any) -> dict[str, Any]:
+        return {"model": config.model_type}
+
     def _saved(self) -> dict[str, Any]:
         return {"classes": self.classes_.tolist()}
 

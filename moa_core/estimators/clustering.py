@@ -43,6 +43,13 @@ class LabClusterer(ClusterMixin, TransformerMixin, LabEstimator):
     def _model_settings(self) -> dict[str, Any]:
         return {"num_clusters": self.n_clusters}
 
+    @classmethod
+    def _params_of(cls, config: Any) -> dict[str, Any]:
+        return {"n_clusters": int(config.num_clusters)}
+
+    def _restore(self, entry: dict[str, Any]) -> None:
+        self.n_clusters_ = int(self.config_.num_clusters)
+
     def fit(self, X: object, y: object = None) -> LabClusterer:
         """Train on X (y is ignored: the clustering learns without labels)."""
         self._fit(as_dataset(X))
