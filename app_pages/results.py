@@ -39,8 +39,8 @@ def whys(table: ResultTable) -> list[str]:
     for row in table.rows:
         if row.flag:
             where = f" (ours: {row.measured_on})" if row.measured_on else ""
-            grouped.setdefault(row.flag, []).append(f"{row.dataset} · {row.method}{where}")
-    return [f"- **{'; '.join(rows)}** — {flag}" for flag, rows in grouped.items()]
+            grouped.setdefault(row.flag, []).append(f"**{row.dataset} · {row.method}**{where}")
+    return [f"- {'; '.join(rows)} — {flag}" for flag, rows in grouped.items()]
 
 
 def draw_table(table: ResultTable) -> None:
