@@ -7,15 +7,16 @@ from __future__ import annotations
 import streamlit as st
 
 from app_pages import presenter
-from moa_core.results import ResultTable, gallery_results, result_tables
+from moa_core.results import MEASUREMENTS, ResultTable, gallery_results, result_tables
 from moa_core.viz.results import paper_vs_ours_figure
 
 ROW_PX = 35  # a dataframe row: the table shows every row without a scroll bar
 SCORE_NAMES = {"acc": "ACC", "nmi": "NMI", "accuracy": "accuracy", "regression_mse": "MSE"}
 
 
-@st.cache_data(show_spinner=False)
-def _tables() -> list[ResultTable]:
+@st.cache_data(show_spinner=False, max_entries=2)
+def _tables(measured_at: float) -> list[ResultTable]:
+    """Read again whenever `benchmarks/results.jsonl` changes (`measured_at`: its mtime)."""
     return result_tables()
 
 
@@ -72,10 +73,8 @@ st.markdown(
     "why: most often a CPU budget, a smaller stand-in dataset, or no GPU yet. Nothing on "
     "this page trains; `moa evaluate MODEL --dataset NAME --seeds 5` measures a row anew."
 )
-tables = _tables()
-if not tables:
-    st.warning("No paper tables found (moa_core/paper_tables.json is missing).")
-for paper_table in tables:
+measured_at = MEASUREMENTS.stat().st_mtime if MEASUREMENTS.exists() else 0.0
+for paper_table in _tables(measured_at):
     draw_table(paper_table)
 
 

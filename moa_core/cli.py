@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
 from moa_core.train.pretraining import (
+    FOLLOWER_STOPPED,
     PipelineStopped,
     PretrainSettings,
     run_pipeline,
@@ -146,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
     callbacks = [history_writer(args.history)] if args.history and world.is_main else []
     try:
         run = train_model(args.model, args.dataset, overrides, callbacks)
-    except distributed.ShardingError as err:  # e.g. a family that trains in phases
+    except distributed.ShardingError as err:  # e.g. a last batch smaller than --nproc
         raise UsageError(str(err)) from None
     finally:
         distributed.leave()
@@ -195,6 +197,9 @@ def _without_nproc(argv: list[str]) -> list[str]:
     return kept
 
 
+_RANK_PREFIX = re.compile(r"^\[rank\d+\]:")  # torchrun's mark on a rank's stderr lines
+
+
 def launch_processes(nproc: int, argv: list[str]) -> int:
     """`moa train … --nproc N` as torchrun would start it: N processes on this machine, each
     running the same command; rank 0 prints the result line. Returns torchrun's exit code."""
@@ -210,9 +215,10 @@ def launch_processes(nproc: int, argv: list[str]) -> int:
     ]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     done = subprocess.run(command, env=env, check=False, stderr=subprocess.PIPE, text=True)
-    errors = [line for line in done.stderr.splitlines() if line.startswith("moa: error: ")]
-    if done.returncode and errors:  # every rank says the same: once, without torchrun's trace
-        print(errors[0], file=sys.stderr)
+    lines = [_RANK_PREFIX.sub("", line) for line in done.stderr.splitlines()]
+    errors = [line for line in lines if line.startswith("moa: error: ")]
+    if done.returncode and errors:  # once, without torchrun's trace; rank 0's reason first
+        print(min(errors, key=lambda line: FOLLOWER_STOPPED in line), file=sys.stderr)
         return 2
     sys.stderr.write(done.stderr)
     return done.returncode
@@ -227,6 +233,8 @@ def _train_pipeline(
     say = partial(print, file=sys.stderr, flush=True)
     try:
         pipeline = run_pipeline(args.dataset, settings, final, progress=say)
+    except distributed.ShardingError as err:  # step 9's batches cannot be shared
+        raise UsageError(str(err)) from None
     finally:
         distributed.leave()
     if pipeline is None:

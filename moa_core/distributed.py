@@ -93,11 +93,12 @@ def leave() -> None:
 
 
 @contextmanager
-def training_step() -> Iterator[None]:
-    """The Trainer's step on one global batch: inside it, under several processes, every
-    rank runs the same code at once, so batch statistics and noise span the global batch.
-    Outside it (evaluation, snapshots, rank 0's whole-dataset fits) each rank works alone."""
-    _LOCAL.step = True
+def training_step(shard: int = 1, total: int = 1) -> Iterator[None]:
+    """The Trainer's step on one global batch of `total` samples, `shard` of them this
+    rank's: inside it, under several processes, every rank runs the same code at once, so
+    batch statistics and noise span the global batch. Outside it (evaluation, snapshots,
+    whole-dataset fits) each rank works alone."""
+    _LOCAL.step, _LOCAL.shard, _LOCAL.total = True, shard, total
     try:
         yield
     finally:
@@ -156,14 +157,16 @@ def _global_batch_norm(norm: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -
         with torch.no_grad():
             norm.running_mean.lerp_(mean.detach(), momentum)
             norm.running_var.lerp_(var.detach() * count / max(count - 1, 1), momentum)
-    y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + norm.eps)
-    return y * norm.weight.view(shape) + norm.bias.view(shape) if norm.affine else y
+    y = (x.float() - mean.view(shape)) / torch.sqrt(var.view(shape) + norm.eps)
+    y = y * norm.weight.view(shape) + norm.bias.view(shape) if norm.affine else y
+    return y.to(x.dtype)
 
 
 def global_mean_var(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Mean and biased variance over `dims` of the global batch (gradients flow to every
     rank), and how many values each covers; in one process, or outside a step, of `x`."""
     count = global_count(math.prod(x.shape[d] for d in dims))
+    x = x.float()  # under bf16 autocast too: statistics in float32, as BatchNorm keeps them
     mean = global_sum(x.sum(dims, keepdim=True)) / count
     var = global_sum((x - mean).pow(2).sum(dims, keepdim=True)) / count
     return mean.squeeze(dims), var.squeeze(dims), count
@@ -187,9 +190,14 @@ def shard_rows(drawn: torch.Tensor, local: int, start: int) -> torch.Tensor:
 
 
 def global_count(local: int) -> int:
-    """In a training forward, the global batch's size from this rank's `local` one."""
+    """In a training step, the global count of what this rank counts `local` of: samples, or
+    values per channel (samples × pixels). Known from the step's batch sizes when `local`
+    is a whole number per sample (no device-to-host wait); all-reduced otherwise."""
     if not _training_together():
         return local
+    shard, total = _LOCAL.shard, _LOCAL.total
+    if local % shard == 0:
+        return local // shard * total
     count = torch.tensor(float(local), device=_collective_device())
     dist.all_reduce(count)
     return int(count.item())

@@ -25,7 +25,7 @@ from sklearn.mixture import GaussianMixture
 from moa_core.data import Dataset
 from moa_core.device import describe_device, resolve_device
 from moa_core.metrics import clustering_scores, mean_std
-from moa_core.train.pretraining import PIPELINE_MODELS, train_family
+from moa_core.train.pretraining import PIPELINE_MODELS, PipelineStopped, train_family
 from moa_core.train.run import TrainedRun
 from moa_core.train.trainer import warm_up
 
@@ -52,7 +52,10 @@ def evaluate_seeds(
     lines, baselines = [], []
     for seed in range(seeds):
         start = time.perf_counter()
-        run = train_family(model, spec, {**overrides, "seed": seed})
+        try:
+            run = train_family(model, spec, {**overrides, "seed": seed})
+        except PipelineStopped as err:  # a pretraining step did not finish
+            raise EvaluationError(f"seed {seed}: {err}") from None
         seconds = time.perf_counter() - start
         if run.result.status != "finished":
             raise EvaluationError(f"seed {seed}: {run.result.message}")

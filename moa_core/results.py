@@ -157,14 +157,16 @@ GALLERY_SCORES = ("acc", "nmi", "accuracy", "regression_mse")
 
 def gallery_results() -> list[GalleryResult]:
     """The gallery's runs with the scores in their files and the command that retrains each."""
-    from moa_core.gallery import gallery_runs, recipe
+    from moa_core.gallery import RECIPES, gallery_runs
 
+    recipes = {made.name: made for made in RECIPES}
     results = []
     for run in gallery_runs():
-        name = run.path.stem
+        made = recipes.get(run.path.stem)
+        if made is None:  # a file without a recipe: nothing says how it was made
+            continue
         metrics = run.meta.get("metrics", {})
         scores = {key: round(float(metrics[key]), 4) for key in GALLERY_SCORES if key in metrics}
-        made = recipe(name)
         epochs = int(run.meta.get("epochs_done", 0))
-        results.append(GalleryResult(name, made.title, scores, epochs, made.command))
+        results.append(GalleryResult(made.name, made.title, scores, epochs, made.command))
     return results

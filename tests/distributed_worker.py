@@ -36,6 +36,13 @@ CASES = [
         "digits",
         {"conv_channels": [4, 8, 8], "dense_units": 16, "gate_hidden": 4},
     ),
+    # The same under bf16 autocast: global statistics of bf16 activations kept in float32.
+    (
+        "multipath_cc bf16",
+        "multipath_cc",
+        "digits",
+        {"conv_channels": [4, 8, 8], "dense_units": 16, "gate_hidden": 4, "bf16": True},
+    ),
     # Gumbel and Gaussian noise.
     ("dmvae", "dmvae", "spiral25k", {**TINY_VAE, "gate_units": [16]}),
     # The batch entropy, augmentation and the reparametrization's noise.
@@ -45,7 +52,7 @@ CASES = [
         "digits",
         {"num_clusters": 3, "latent_sizes": [2, 3, 2], "base_filters": 4},
     ),
-    # Rank 0's GMM fit after pretraining, broadcast.
+    # The GMM fit after pretraining: every rank fits, rank 0's is broadcast.
     ("vade", "vade", "spiral25k", {**TINY_VAE, "pretrain_epochs": 1}),
 ]
 

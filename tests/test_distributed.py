@@ -54,7 +54,7 @@ def test_a_batch_that_leaves_a_process_without_samples_is_refused() -> None:
 @pytest.mark.slow
 def test_every_global_statistic_and_noise_spans_the_global_batch(tmp_path: Path) -> None:
     """Two optimizer phases, augmentation, relevance normalization, gate regularization,
-    Gumbel and Gaussian noise, the batch entropy, a GMM fit on rank 0: each case trains on two
+    Gumbel and Gaussian noise, the batch entropy, VaDE's GMM fit (rank 0's kept): each case on two
     processes the model it trains on one (same losses; every rank ends with the same weights).
     MoE-VAE's pipeline under `--nproc 2` (rank 0 pretrains alone) was checked by hand against
     one process (benchmarks/RESULTS.md): its K on 300 digits flips with 4e-8 in the codes,
@@ -72,7 +72,8 @@ def test_every_global_statistic_and_noise_spans_the_global_batch(tmp_path: Path)
         one = train_model(model, dataset, {**COMMON, **settings}).result
         assert two[name]["status"] == "finished" and two[name]["same_weights"], name
         losses = [row["train_loss"] for row in one.history]
-        np.testing.assert_allclose(two[name]["losses"], losses, rtol=1e-4, err_msg=name)
+        rtol = 1e-2 if "bf16" in name else 1e-4  # bf16 keeps ~3 digits: shards round apart
+        np.testing.assert_allclose(two[name]["losses"], losses, rtol=rtol, err_msg=name)
     _check_the_command_line_run(two["cli"], tmp_path)
 
 

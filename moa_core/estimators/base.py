@@ -21,7 +21,7 @@ from tqdm import tqdm
 from moa_core.analysis.outputs import ModelOutputs, collect_outputs
 from moa_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from moa_core.data import Dataset
-from moa_core.estimators.data import as_dataset
+from moa_core.estimators.data import IN_MEMORY, as_dataset
 from moa_core.train.pretraining import train_family
 from moa_core.train.run import TrainedRun
 from moa_core.train.setup import check_dataset_fits
@@ -86,10 +86,10 @@ class LabEstimator(BaseEstimator):
 
     def save(self, path: str | Path) -> Path:
         """The fitted model as a lab checkpoint (safetensors), with this estimator's class and
-        parameters, readable by `load`, `moa eval` and the app."""
+        parameters: `load` reads it back, `moa eval FILE --dataset NAME` scores it."""
         check_is_fitted(self, "model_")
         entry = {"class": type(self).__name__, "params": self.get_params(), **self._saved()}
-        meta = {"dataset": "array", "epochs_done": self.n_iter_, ESTIMATOR_KEY: entry}
+        meta = {"dataset": IN_MEMORY, "epochs_done": self.n_iter_, ESTIMATOR_KEY: entry}
         return save_checkpoint(Path(path), self.model_, self.config_, meta)
 
     @classmethod
@@ -103,7 +103,10 @@ class LabEstimator(BaseEstimator):
             raise CheckpointError(
                 f"{Path(path).name} holds a {entry.get('class')}, not a {cls.__name__}"
             )
-        estimator = cls(**(entry["params"] if entry else cls._params_of(loaded.config)))
+        try:
+            estimator = cls(**(entry["params"] if entry else cls._params_of(loaded.config)))
+        except TypeError as err:  # parameters this class does not take
+            raise CheckpointError(f"{Path(path).name}: {err}") from None
         if entry is None and loaded.config.model_type != estimator._family():
             raise CheckpointError(
                 f"{Path(path).name} holds a {loaded.config.model_type} model, "
@@ -166,5 +169,5 @@ def _seed(random_state: object) -> int:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = torch.from_numpy(logits).float()
-    return shifted.softmax(1).numpy()
+    """Row-wise class probabilities from a classifier's scores."""
+    return torch.from_numpy(logits).float().softmax(1).numpy()

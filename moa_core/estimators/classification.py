@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import ClassifierMixin
 
+from moa_core.checkpoint import CheckpointError
 from moa_core.data.dataset import DatasetError
 from moa_core.estimators.base import LabEstimator, softmax
 from moa_core.estimators.data import as_dataset
@@ -81,6 +82,8 @@ class MultiPathClassifier(ClassifierMixin, LabEstimator):
         return {"classes": self.classes_.tolist()}
 
     def _restore(self, entry: dict[str, Any]) -> None:
-        classes = entry.get("classes")
         count = self.config_.num_classes
-        self.classes_ = np.asarray(classes) if classes is not None else np.arange(count)
+        classes = np.asarray(entry.get("classes", range(count)))
+        if len(classes) != count:
+            raise CheckpointError(f"the file names {len(classes)} classes for {count} outputs")
+        self.classes_ = classes

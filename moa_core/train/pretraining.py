@@ -52,6 +52,7 @@ from moa_core.train.trainer import Callback, TrainEvent
 Progress = Callable[[str], None]
 PIPELINE_MODELS = (MoEVAEConfig.model_type,)  # the families `moa train` pretrains first
 FINAL_LR = 1e-4  # paper 001, Sec. IV.D
+FOLLOWER_STOPPED = "rank 0's pretraining did not finish (its own line says why)"
 FOUND_KEYS = {"num_clusters", "latent_sizes"}  # what the pretraining decides
 
 
@@ -430,7 +431,7 @@ def run_pipeline(
         return train_mixture(spec, manager, settings, overrides)
     sizes = distributed.broadcast_ints(None)
     if not sizes:
-        raise PipelineStopped("rank 0's pretraining did not finish (its output says why)")
+        raise PipelineStopped(FOLLOWER_STOPPED)
     data = training_samples(spec, settings.max_samples, settings.seed)
     config = mixture_config(data, tuple(sizes), settings)
     # Its weights are rank 0's, pretrained manager included, once the Trainer shares them.
@@ -473,6 +474,8 @@ def train_family(
     overrides = dict(overrides)
     if not wants_pretraining(model, overrides):
         return train_model(model, source, overrides, callbacks)
+    if distributed.current().active:  # rank 0 alone would have a run to return
+        raise distributed.ShardingError("train_family pretrains in one process; use moa train")
     settings, final = PretrainSettings.take(overrides)
     return run_pipeline(source, settings, final, progress).run
 

@@ -137,7 +137,7 @@ class Trainer:
                 self._set_learning_rate(step / total_steps)
                 shard = self.world.shard(batch)
                 share = len(shard) / len(batch)  # of the global batch's mean loss
-                with distributed.training_step():
+                with distributed.training_step(len(shard), len(batch)):
                     loss = self._train_step(self.data.x[shard], self.targets[shard], share)
                 loss = loss * share
                 epoch_loss += loss
