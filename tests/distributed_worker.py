@@ -20,7 +20,7 @@ from moa_core.train.run import train_model
 TINY_VAE = {"latent_dim": 3, "encoder_units": [16], "decoder_units": [16]}
 # Each touches a different global statistic or noise: (name, model, dataset, settings).
 # 203 samples in batches of 50: the last global batch (3) splits 2 / 1.
-COMMON = {"epochs": 2, "max_samples": 203, "batch_size": 50, "device": "cpu"}
+COMMON = {"epochs": 1, "max_samples": 203, "batch_size": 50, "device": "cpu"}
 CASES = [
     # Two optimizer phases, augmentation, relevance normalization, γ of the global batch.
     (
