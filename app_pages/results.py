@@ -50,7 +50,8 @@ def draw_table(table: ResultTable) -> None:
         f"{table.table}. {table.measured} of {len(table.rows)} rows measured by us; "
         f"{'higher' if table.higher_is_better else 'lower'} is better."
     )
-    presenter.chart(paper_vs_ours_figure(table), width="stretch")
+    figure = paper_vs_ours_figure(table)  # no toolbar: it would sit on the legend
+    presenter.chart(figure, width="stretch", config={"displayModeBar": False})
     rows = table_rows(table)
     st.dataframe(rows, hide_index=True, width="stretch", height=ROW_PX * (len(rows) + 1) + 3)
     reasons = whys(table)
@@ -80,19 +81,20 @@ for paper_table in _tables(measured_at):
 
 st.subheader("The gallery's runs")
 st.caption(
-    "The small runs every page opens on, trained once from seed 0 on a CPU: one seed each, so "
-    "they show what a model does, not how well it does on average."
+    "The runs every page opens on: one seed (0) each, on a CPU. They show what a model does, "
+    "not how well it does on average."
 )
 gallery = gallery_results()
 st.dataframe(
     [
-        {
-            "Run": run.title,
-            **{SCORE_NAMES[k]: v for k, v in run.scores.items()},
-            "Epochs": run.epochs,
+        {"Run": run.title}
+        | {
+            name: f"{run.scores[key]:.4g}" if key in run.scores else "—"
+            for key, name in SCORE_NAMES.items()
         }
+        | {"Epochs": run.epochs}
         for run in gallery
-    ],
+    ],  # fmt: skip
     hide_index=True,
     width="stretch",
     height=ROW_PX * (len(gallery) + 1) + 3,
