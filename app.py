@@ -22,7 +22,7 @@ from moa_core.train.jobs import job_manager
 
 def _warm_up() -> None:
     trainer.warm_up()  # seconds: the first job's optimizer imports
-    embedding.warm_up()  # ~20 s of CPU: umap's numba kernels
+    embedding.warm_up()  # ~20 s of CPU on a machine's first start (numba compiles), ~4 s after
 
 
 @st.cache_resource(show_spinner=False)

@@ -103,8 +103,7 @@ def _draw_run(run: external.ExternalRun) -> None:
     title.markdown(f"**{run.model}** on `{run.dataset}`, {processes}: {WORDS[status]}")
     if status == "running":
         stop.button("Stop", key=f"{PREFIX}stop_{run.id}", on_click=external.stop, args=(run,))
-        done = len(history)
-        st.progress(done / run.epochs if run.epochs else 0.0, text=f"epoch {done} of {run.epochs}")
+        _progress(run, len(history))
     elif status == "finished":
         saved = Path(str((run.result() or {}).get("checkpoint", "?"))).stem
         st.success(f"Saved as run `{saved}`: pick it on any page.")
@@ -125,3 +124,19 @@ def _draw_run(run: external.ExternalRun) -> None:
         presenter.chart(metrics_figure({label: rows}), right, key=f"{PREFIX}scores_{run.id}")
     elif status == "running":
         st.caption("The first figure comes when the first epoch ends.")
+
+
+def _progress(run: external.ExternalRun, epochs_done: int) -> None:
+    """How far the run is, by step once its first steps are written (a big epoch takes
+    minutes), by epoch before that."""
+    latest = run.progress()
+    if not latest or not latest.get("total_steps"):
+        share = epochs_done / run.epochs if run.epochs else 0.0
+        st.progress(share, text=f"epoch {epochs_done} of {run.epochs}: starting")
+        return
+    step, total = latest["step"], latest["total_steps"]
+    loss = latest.get("loss")
+    said = f"epoch {latest['epoch']} of {run.epochs}, step {step} of {total}"
+    st.progress(
+        min(step / total, 1.0), text=said + (f", loss {loss:.4g}" if loss is not None else "")
+    )

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import NoReturn
@@ -29,6 +30,7 @@ from moa_core.data.regression import baseline_scores
 from moa_core.device import DeviceError, resolve_device
 from moa_core.models import ConfigError
 from moa_core.train.evaluate import evaluate
+from moa_core.train.history_file import HistoryWriter, write_history
 from moa_core.train.pretraining import (
     FOLLOWER_STOPPED,
     PipelineStopped,
@@ -38,7 +40,6 @@ from moa_core.train.pretraining import (
 )
 from moa_core.train.run import TrainedRun, train_model, training_samples
 from moa_core.train.setup import check_dataset_fits, parse_assignments
-from moa_core.train.trainer import Callback, TrainEvent
 
 # Clustering models report the first four; classifiers their test accuracy and dead gates;
 # regressors their gate's clustering, their test error and the two baselines' (spec §5.2).
@@ -85,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--history",
         type=Path,
-        help="also write each epoch's JSON line here as it ends (the app follows this file)",
+        help="also write each epoch's JSON line here as it ends, and the latest step beside it in "
+        "NAME.progress.json (the app follows both)",
     )
     train.add_argument(
         "--set",
@@ -145,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
         overrides["device"] = str(rank_device)
     if pretrains:
         return _train_pipeline(args, overrides, world)
-    callbacks = [history_writer(args.history)] if args.history and world.is_main else []
+    callbacks = [HistoryWriter(args.history)] if args.history and world.is_main else []
     try:
         run = train_model(args.model, args.dataset, overrides, callbacks)
     except distributed.ShardingError as err:  # e.g. a last batch smaller than --nproc
@@ -157,32 +159,13 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
     if not world.is_main:  # rank 0 alone writes and prints
         return []
     line = _saved(args, run, run.checkpoint_meta())
-    write_history(Path(line["checkpoint"]), run.result.history)
+    write_checkpoint_history(Path(line["checkpoint"]), run.result.history)
     return {**line, "processes": world.size}
 
 
-def write_history(checkpoint: Path, history: list[dict]) -> Path:
+def write_checkpoint_history(checkpoint: Path, history: list[dict]) -> Path:
     """Each epoch's mean training loss and scores, one JSON line each, beside the checkpoint."""
-    path = checkpoint.with_name(checkpoint.stem + HISTORY_SUFFIX)
-    with path.open("w") as out:
-        for row in history:
-            out.write(json.dumps(row) + "\n")
-    return path
-
-
-def history_writer(path: Path) -> Callback:
-    """A Trainer callback that appends each epoch's history row to `path` as the epoch ends
-    (the row `write_history` writes), so another process can follow the training."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("")
-
-    def write(event: TrainEvent) -> None:
-        if event.kind == "epoch":
-            row = {"epoch": event.epoch, "train_loss": event.loss, "metrics": event.metrics}
-            with path.open("a") as out:
-                out.write(json.dumps(row) + "\n")
-
-    return write
+    return write_history(checkpoint.with_name(checkpoint.stem + HISTORY_SUFFIX), history)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -214,14 +197,28 @@ def launch_processes(nproc: int, argv: list[str]) -> int:
         *_without_nproc(argv),  # each process learns its place from torchrun's environment
     ]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    done = subprocess.run(command, env=env, check=False, stderr=subprocess.PIPE, text=True)
-    lines = [_RANK_PREFIX.sub("", line) for line in done.stderr.splitlines()]
-    errors = [line for line in lines if line.startswith("moa: error: ")]
-    if done.returncode and errors:  # once, without torchrun's trace; rank 0's reason first
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as processes:
+        held = _relay_until_trouble(processes.stderr)
+    errors = [line.rstrip("\n") for line in held if line.startswith("moa: error: ")]
+    if processes.returncode and errors:  # once, without torchrun's trace; rank 0's reason first
         print(min(errors, key=lambda line: FOLLOWER_STOPPED in line), file=sys.stderr)
         return 2
-    sys.stderr.write(done.stderr)
-    return done.returncode
+    sys.stderr.writelines(held)
+    return processes.returncode
+
+
+def _relay_until_trouble(stream: Iterable[str]) -> list[str]:
+    """Pass the ranks' stderr on as it comes (the pipeline's steps, warnings) up to the first
+    error line or traceback; return that and everything after, for the caller to judge."""
+    held: list[str] = []
+    for line in stream:
+        line = _RANK_PREFIX.sub("", line)
+        if held or line.startswith(("moa: error: ", "Traceback")):
+            held.append(line)
+        else:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    return held
 
 
 def _train_pipeline(
@@ -241,7 +238,7 @@ def _train_pipeline(
         return []
     line = _saved(args, pipeline.run, pipeline.checkpoint_meta())
     line["seconds"] = round(sum(pipeline.record.seconds.values()), 2)
-    write_history(Path(line["checkpoint"]), pipeline.run.result.history)
+    write_checkpoint_history(Path(line["checkpoint"]), pipeline.run.result.history)
     return {**line, **pipeline.record.summary(), "processes": world.size}
 
 

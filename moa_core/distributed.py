@@ -183,6 +183,19 @@ def global_rows(local: int) -> tuple[int, int]:
     return total, world.rank * base + min(world.rank, extra)
 
 
+def check_batches_share(samples: int, batch_size: int, world: World) -> None:
+    """Several processes need global batches that give every process a sample: refuse, in
+    one line, a batch size or a last batch smaller than the number of processes."""
+    if not world.active:
+        return
+    last = samples % batch_size
+    if 0 < last < world.size or batch_size < world.size:
+        raise ShardingError(
+            f"a batch of {min(last or batch_size, batch_size)} samples cannot be shared by "
+            f"{world.size} processes: change batch_size"
+        )
+
+
 def shard_rows(drawn: torch.Tensor, local: int, start: int) -> torch.Tensor:
     """This rank's rows of a draw made for the whole global batch from a generator that every
     rank holds in the same state: N processes then use the noise one process uses."""

@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
+from moa_core.analysis.embedding import load_umap
 from moa_core.data import Dataset
 from moa_core.device import describe_device, resolve_device
 from moa_core.metrics import clustering_scores, mean_std
@@ -107,9 +108,8 @@ def clustering_baselines(run: TrainedRun, seed: int, uses_umap: bool) -> dict[st
     found = KMeans(k, n_init=10, random_state=seed).fit_predict(pixels)
     result = {"kmeans_pixels": _scores(labels, found, k)}
     if uses_umap:
-        from umap import UMAP  # numba compiles on first use: only for the families that need it
-
-        embedding = UMAP(n_components=2, random_state=seed).fit_transform(pixels)
+        umap = load_umap()  # numba's kernels: only for the families that need them
+        embedding = umap.UMAP(n_components=2, random_state=seed).fit_transform(pixels)
         found = GaussianMixture(k, random_state=seed).fit_predict(embedding)
         result["gmm_umap"] = _scores(labels, found, k)
     return result

@@ -42,9 +42,9 @@ MAIN = '[data-testid="stMain"] '  # a selector's prefix: in the page, not the si
 
 @contextmanager
 def streamlit_server(runs_dir: Path, log_dir: Path, env: dict | None = None) -> Iterator[str]:
-    """`benchmarks.browser`'s server without the start-up warm-up (`MOA_WARM_UP=0`): ~20 s
-    of CPU compiling UMAP per server, which most modules never use; a page that needs UMAP
-    compiles it when it is first opened."""
+    """`benchmarks.browser`'s server without the start-up warm-up (`MOA_WARM_UP=0`): ~4 s
+    of CPU per server importing UMAP and loading its kernels from numba's cache, which most
+    modules never use; a page that needs UMAP loads it when it is first opened."""
     with browser.streamlit_server(runs_dir, log_dir, {"MOA_WARM_UP": "0", **(env or {})}) as url:
         yield url
 

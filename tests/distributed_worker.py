@@ -1,7 +1,8 @@
 """Run under torchrun by tests/test_distributed.py: train each family of `CASES` on this
 process's shard and, on rank 0, write per-epoch losses and whether every rank ended with the
-same weights (their gradients were all-reduced); then `moa train moa_plus` on every rank, as
-`--nproc 2` starts it. argv[2:] may name the cases to run ("cli" too; all by default)."""
+same weights (their gradients were all-reduced); then MoE-VAE's pipeline with batches two
+processes cannot share, and `moa train moa_plus` on every rank, as `--nproc 2` starts it.
+argv[2:] may name the cases to run ("pipeline batch" and "cli" too; all by default)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from moa_core import cli, distributed
+from moa_core.train.pretraining import PretrainSettings, run_pipeline
 from moa_core.train.run import train_model
 
 TINY_VAE = {"latent_dim": 3, "encoder_units": [16], "decoder_units": [16]}
@@ -82,12 +84,26 @@ def main(out: str, names: list[str]) -> None:
             "same_weights": same,
             "status": run.result.status,
         }
+    if not names or "pipeline batch" in names:
+        results["pipeline batch"] = _pipeline_refused_before_pretraining()
     if not names or "cli" in names:  # `moa train … --nproc 2` as each rank runs it
         results["cli"] = _cli(Path(out).with_name("two.safetensors"), world.is_main)
     if world.is_main:
         with open(out, "w") as handle:
             json.dump(results, handle)
     distributed.leave()
+
+
+def _pipeline_refused_before_pretraining() -> dict:
+    """MoE-VAE's pipeline when step 9's last global batch (1 of 201 in 100s) cannot be shared:
+    every rank says so before rank 0 pretrains for minutes (no step announced)."""
+    settings, final = PretrainSettings.take({"max_samples": 201, "batch_size": 100})
+    announced: list[str] = []
+    try:
+        run_pipeline("digits", settings, {**final, "device": "cpu"}, announced.append)
+    except distributed.ShardingError as err:
+        return {"refused": str(err), "announced": announced}
+    return {"refused": None, "announced": announced}
 
 
 def _cli(checkpoint: Path, is_main: bool) -> dict:

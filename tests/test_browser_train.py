@@ -1,10 +1,11 @@
 """The Train page in Debian's Chromium: changing the model keeps the server log free of
 Streamlit's widget-state warning, and the lesson follows the chosen family; a big run in two
-processes of its own draws its chart while it runs, is still there after a reload, and stops
-when asked."""
+processes of its own draws its chart and its step while it runs, is still there after a
+reload, and stops when asked."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def test_a_two_process_run_draws_live_survives_a_reload_and_stops(
     expect(running).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     charts = page.locator('[data-testid="stMainBlockContainer"] .js-plotly-plot')
     expect(charts).to_have_count(2, timeout=RENDER_TIMEOUT_MS)  # loss and scores, live
+    # 600 samples in batches of 100 for 300 epochs: where it is, by step, between epochs too.
+    where = page.get_by_text(re.compile(r"epoch \d+ of 300, step \d+ of 1800, loss "))
+    expect(where).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     page.reload()
     expect(running).to_be_visible(timeout=RENDER_TIMEOUT_MS)
     expect(charts).to_have_count(2, timeout=RENDER_TIMEOUT_MS)

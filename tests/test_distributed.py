@@ -17,12 +17,11 @@ import torch
 from distributed_worker import CASES, CLI_SETTINGS, COMMON
 
 from moa_core.checkpoint import load_checkpoint
-from moa_core.cli import main
-from moa_core.distributed import ShardingError, World
+from moa_core.cli import _relay_until_trouble, main
+from moa_core.distributed import ShardingError, World, check_batches_share
 from moa_core.explore import run_dataset
 from moa_core.train.evaluate import evaluate
-from moa_core.train.run import prepare, train_model
-from moa_core.train.trainer import Trainer
+from moa_core.train.run import train_model
 
 
 def test_each_rank_takes_its_contiguous_share_of_a_global_batch() -> None:
@@ -40,15 +39,23 @@ def test_no_processes_is_one_line(capsys: pytest.CaptureFixture) -> None:
 
 def test_a_batch_that_leaves_a_process_without_samples_is_refused() -> None:
     """What each rank of `--nproc 2` says when the last global batch holds one sample."""
-    model, _, train_config, data = prepare(
-        "moa_plus", "digits", {"max_samples": 201, "batch_size": 100}
-    )
-    trainer = Trainer(model, data, train_config, torch.device("cpu"))
-    trainer.world = World(0, 2)
     with pytest.raises(ShardingError, match="a batch of 1 samples cannot be shared by 2"):
-        trainer._check_world()
-    trainer.world = World()
-    trainer._check_world()  # one process: any batch
+        check_batches_share(201, 100, World(0, 2))
+    with pytest.raises(ShardingError, match="a batch of 1 samples cannot be shared by 2"):
+        check_batches_share(300, 1, World(1, 2))
+    check_batches_share(202, 100, World(0, 2))  # 100, 100, 2: each process has a sample
+    check_batches_share(201, 100, World())  # one process: any batch
+
+
+def test_the_ranks_stderr_is_passed_on_until_the_first_error(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """`moa train --nproc N` relays the pipeline's steps as they come; an error and what follows
+    (torchrun's trace) are held back, for one line in their place."""
+    lines = ["[rank0]:1/4 training a VAE\n", "W warning\n", "[rank1]:moa: error: no\n", "E x\n"]
+    held = _relay_until_trouble(iter(lines))
+    assert capsys.readouterr().err == "1/4 training a VAE\nW warning\n"
+    assert held == ["moa: error: no\n", "E x\n"]
 
 
 @pytest.mark.slow
@@ -67,7 +74,11 @@ def test_every_global_statistic_and_noise_spans_the_global_batch(tmp_path: Path)
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     two = json.loads(out.read_text())
-    assert sorted(two) == sorted([*(name for name, *_ in CASES), "cli"])
+    assert sorted(two) == sorted([*(name for name, *_ in CASES), "cli", "pipeline batch"])
+    assert two["pipeline batch"] == {
+        "refused": "a batch of 1 samples cannot be shared by 2 processes: change batch_size",
+        "announced": [],  # before rank 0's pretraining
+    }
     for name, model, dataset, settings in CASES:
         one = train_model(model, dataset, {**COMMON, **settings}).result
         assert two[name]["status"] == "finished" and two[name]["same_weights"], name

@@ -38,6 +38,12 @@ def test_a_run_of_its_own_writes_its_epochs_and_lands_in_the_registry(
     history = run.history()
     assert [row["epoch"] for row in history] == [1, 2]
     assert all(row["train_loss"] > 0 and 0 <= row["metrics"]["nmi"] <= 1 for row in history)
+    # 300 samples in batches of 100: 3 steps an epoch; the last progress is the last epoch's end.
+    assert {k: run.progress()[k] for k in ("epoch", "step", "total_steps")} == {
+        "epoch": 2,
+        "step": 6,
+        "total_steps": 6,
+    }
     checkpoint = Path(run.result()["checkpoint"])
     assert checkpoint.parent == tmp_path
     assert [saved.run_id for saved in list_runs(tmp_path)] == [checkpoint.stem]
@@ -49,7 +55,7 @@ def test_a_run_that_cannot_start_says_why(tmp_path: Path, monkeypatch: pytest.Mo
     run = external.launch("moa_plus", "digits", {**TINY, "batch_size": 0}, 1, "alice")
     assert _wait(run) == "failed"
     assert run.problem().startswith("moa: error: ") and "batch_size" in run.problem()
-    assert run.history() == [] and list_runs(tmp_path) == []
+    assert run.history() == [] and run.progress() is None and list_runs(tmp_path) == []
 
 
 def _finished_record(tmp_path: Path, owner: str, usage: list[float]) -> external.ExternalRun:

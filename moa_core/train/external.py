@@ -5,7 +5,7 @@ finds them again: each lives in a folder of its own under the run registry's hid
 
 - `record.json`: what was started, by whom, with which process id;
 - `history.jsonl`: one line per finished epoch (mean training loss, scores), written by
-  rank 0 as it goes (`moa train --history`);
+  rank 0 as it goes (`moa train --history`), and `history.progress.json`, its latest step;
 - `log.txt`: the command's stdout and stderr; its last line is the result, with the
   checkpoint that landed in the registry like any other run.
 
@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from moa_core.checkpoint import runs_dir
+from moa_core.train.history_file import read_history, read_progress
 
 FOLDER = ".external"
 RECORD, HISTORY, LOG, STOPPED = "record.json", "history.jsonl", "log.txt", "stopped"
@@ -53,18 +54,12 @@ class ExternalRun:
         return Path(self.folder)
 
     def history(self) -> list[dict]:
-        """Every epoch finished so far (a line being written is left for the next read)."""
-        try:
-            lines = (self.path / HISTORY).read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        rows = []
-        for line in lines:
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-        return rows
+        """Every epoch finished so far."""
+        return read_history(self.path / HISTORY)
+
+    def progress(self) -> dict | None:
+        """The latest step written ({epoch, step, total_steps, loss}), if any yet."""
+        return read_progress(self.path / HISTORY)
 
     def result(self) -> dict | None:
         """The command's result line (with the saved checkpoint), once it has finished."""

@@ -199,13 +199,14 @@ class PipelineStopped(RuntimeError):
     """A pretraining step did not finish (stopped by the user, or a NaN loss)."""
 
 
-def check_samples(spec: DataSource, settings: PretrainSettings) -> None:
-    """Refuse, before any training, a sample too small for UMAP and HDBSCAN."""
-    samples = training_samples(spec, settings.max_samples, settings.seed)
+def check_samples(spec: DataSource, settings: PretrainSettings) -> int:
+    """Refuse, before any training, a sample too small for UMAP and HDBSCAN; its size."""
+    samples = len(training_samples(spec, settings.max_samples, settings.seed))
     try:
-        check_enough_samples(len(samples))
+        check_enough_samples(samples)
     except ValueError as err:
         raise PipelineStopped(str(err)) from None
+    return samples
 
 
 def find_size(
@@ -413,12 +414,15 @@ def run_pipeline(
 
     Under several processes rank 0 runs steps 1–8 alone (its UMAP and HDBSCAN are
     whole-dataset steps) while the others wait; every rank then takes the K and latent sizes
-    it found, and all train step 9 together from its manager. Only rank 0 returns the run
+    it found, and all train step 9 together from its manager (whose batches are checked
+    first: every process needs a share of each). Only rank 0 returns the run
     and its record; the others return None."""
     say = progress or (lambda _: None)
     prepare("moe_vae", spec, {**(overrides or {}), "max_samples": 2})
-    check_samples(spec, settings)
+    samples = check_samples(spec, settings)
     world = distributed.current()
+    step9_batch = (overrides or {}).get("batch_size", settings.batch_size)
+    distributed.check_batches_share(samples, step9_batch, world)  # not after the pretraining
     if world.is_main:
         found: list[int] = []
         try:

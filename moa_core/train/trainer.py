@@ -104,7 +104,7 @@ class Trainer:
             for phase in self.phases
         ]
         self.world = distributed.current()
-        self._check_world()
+        distributed.check_batches_share(len(self.data), config.batch_size, self.world)
         distributed.share_model(self.model)
         self.forward = torch.compile(self.model) if config.compile else self.model
         self.check_every = 1 if device.type == "cpu" else GPU_CHECK_EVERY
@@ -184,17 +184,6 @@ class Trainer:
             optimizer.step()
             total = total + loss.detach().float()
         return total
-
-    def _check_world(self) -> None:
-        """Several processes need global batches that give every process a sample."""
-        if not self.world.active:
-            return
-        last = len(self.data) % self.config.batch_size
-        if 0 < last < self.world.size or self.config.batch_size < self.world.size:
-            raise distributed.ShardingError(
-                f"a batch of {min(last or self.config.batch_size, self.config.batch_size)} "
-                f"samples cannot be shared by {self.world.size} processes: change batch_size"
-            )
 
     def _phase_losses(self, x: torch.Tensor, y: torch.Tensor) -> Iterator[torch.Tensor]:
         """Each phase's loss, computed only when asked for: inside that phase's autocast."""
