@@ -150,8 +150,6 @@ def cmd_train(args: argparse.Namespace) -> dict | list:
     callbacks = [HistoryWriter(args.history)] if args.history and world.is_main else []
     try:
         run = train_model(args.model, args.dataset, overrides, callbacks)
-    except distributed.ShardingError as err:  # e.g. a last batch smaller than --nproc
-        raise UsageError(str(err)) from None
     finally:
         distributed.leave()
     if run.result.status == "failed":
@@ -230,8 +228,6 @@ def _train_pipeline(
     say = partial(print, file=sys.stderr, flush=True)
     try:
         pipeline = run_pipeline(args.dataset, settings, final, progress=say)
-    except distributed.ShardingError as err:  # step 9's batches cannot be shared
-        raise UsageError(str(err)) from None
     finally:
         distributed.leave()
     if pipeline is None:
@@ -384,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         DeviceError,
         CheckpointError,
         PipelineStopped,
+        distributed.ShardingError,
     ) as err:
         print(f"moa: error: {err}", file=sys.stderr)
         return 2

@@ -34,7 +34,8 @@ WAIT = timedelta(hours=6)  # the longest a rank waits for the others at a collec
 
 
 class ShardingError(ValueError):
-    """A training that several processes cannot share (one line for the CLI)."""
+    """A training that several processes cannot share, or a world they cannot form (one
+    line for the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,10 @@ def current() -> World:
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    size = os.environ.get("WORLD_SIZE", "1")
+    if not size.isdigit():  # set by hand, not by torchrun
+        raise ShardingError(f"WORLD_SIZE must be a whole number of processes, got {size!r}")
+    return int(size) > 1
 
 
 def join(device_type: str) -> tuple[World, torch.device | None]:

@@ -109,3 +109,12 @@ def _check_the_command_line_run(cli: dict, folder: Path) -> None:
     assert loaded.config.model_type == "moa_plus" and loaded.meta["epochs_done"] == 2
     data = run_dataset(loaded.meta)
     assert evaluate(loaded.model, data)["nmi"] == pytest.approx(two["nmi"], abs=1e-4)
+
+
+def test_a_world_size_set_by_hand_that_is_no_number_is_one_line(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert main(["train", "moa_plus", "--dataset", "digits", "--epochs", "1"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["moa: error: WORLD_SIZE must be a whole number of processes, got 'two'"]
