@@ -16,11 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with browser tests first, each module's tests kept together and in order:
-    `make test` hands whole modules to its workers (`--dist loadfile`), and the long ones
-    started first keep one worker from finishing alone at the end."""
-    browser_modules = {item.path for item in items if item.get_closest_marker("browser")}
-    items.sort(key=lambda item: item.path not in browser_modules)
+    """The longest modules first: those with browser tests, then those with other slow tests,
+    each module's tests kept together and in order. `make test` hands whole modules to its
+    workers in this order (`--dist loadfile --no-loadscope-reorder`; xdist's own order, most
+    tests first, left a 72 s browser test running alone at the end)."""
+    browser = {item.path for item in items if item.get_closest_marker("browser")}
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (item.path not in browser, item.path not in slow))
 
 
 @pytest.fixture(autouse=True, scope="session")
