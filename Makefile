@@ -44,7 +44,7 @@ dev: install
 TEST_WORKERS ?= auto
 test: install chromium
 	MOA_DATA_DIR=$${MOA_DATA_DIR:-$(SHARED_DATA)} $(PY) -m pytest -q -p no:cacheprovider \
-	  -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	  -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

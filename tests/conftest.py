@@ -15,16 +15,6 @@ from tiny import TINY_MODEL, TINY_PIPELINE, TINY_ROUTING
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest modules first: those with browser tests, then those with other slow tests,
-    each module's tests kept together and in order. `make test` hands whole modules to its
-    workers in this order (`--dist loadfile --no-loadscope-reorder`; xdist's own order, most
-    tests first, left a 72 s browser test running alone at the end)."""
-    browser = {item.path for item in items if item.get_closest_marker("browser")}
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (item.path not in browser, item.path not in slow))
-
-
 @pytest.fixture(autouse=True, scope="session")
 def one_thread():
     """Tiny convs on 2 shared cores run far faster (and steadier) on one intra-op thread."""
