@@ -91,7 +91,7 @@ def test_an_experts_link_opens_the_same_walk(page, browser, app_url: str) -> Non
 
 
 def test_a_latent_space_link_opens_the_same_view(page, browser, app_url: str) -> None:
-    """After the other pages: meanwhile the server has compiled UMAP's kernels at start-up."""
+    """A Latent space link (run, colour) opens the same view in a fresh tab."""
     page.goto("/latent")
     page.wait_for_selector(SCATTER, timeout=RENDER_TIMEOUT_MS)
     expect(page.locator(RUN)).to_have_value(re.compile(r"^Gallery · moa_plus_digits \("))
