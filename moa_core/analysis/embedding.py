@@ -59,9 +59,10 @@ def umap_embedding(
 
 
 def load_umap() -> ModuleType:
-    """umap-learn, with every numba kernel of it and of pynndescent set to numba's on-disk
-    cache (beside the package, else the user's cache folder; keyed by the source file, so an
-    upgrade recompiles). umap-learn leaves most of them uncached; the results are the same."""
+    """umap-learn, with every numba kernel its import loads (its own and pynndescent's) set
+    to numba's on-disk cache (beside the package, else the user's cache folder; keyed by the
+    source file, so an upgrade recompiles). umap-learn leaves most of them uncached; the
+    results are the same."""
     global _kernels_cached
     with _IMPORT_LOCK:
         import umap

@@ -10,14 +10,9 @@ import os
 import time
 from pathlib import Path
 
-from moa_core.train.trainer import TrainEvent
+from moa_core.train.trainer import TrainEvent, history_row
 
 PROGRESS_SECONDS = 1.0
-
-
-def epoch_row(event: TrainEvent) -> dict:
-    """The Trainer's own history row for an epoch event."""
-    return {"epoch": event.epoch, "train_loss": event.loss, "metrics": event.metrics}
 
 
 def write_history(path: Path, history: list[dict]) -> Path:
@@ -72,7 +67,7 @@ class HistoryWriter:
             self.total_steps = int((event.metrics or {}).get("total_steps", 0))
         elif event.kind == "epoch":
             with self.path.open("a") as out:
-                out.write(json.dumps(epoch_row(event)) + "\n")
+                out.write(json.dumps(history_row(event.epoch, event.loss, event.metrics)) + "\n")
             self._progress(event, force=True)
         elif event.kind == "batch":
             self._progress(event)

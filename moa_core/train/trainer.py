@@ -52,6 +52,13 @@ class TrainEvent:
 
 
 Callback = Callable[[TrainEvent], None]
+
+
+def history_row(epoch: int, train_loss: float | None, metrics: dict | None) -> dict:
+    """One finished epoch in a run's history: the Trainer's, and the history files'."""
+    return {"epoch": epoch, "train_loss": train_loss, "metrics": metrics}
+
+
 # A page's own live figures: (model in eval mode, training data) → entries added to every
 # snapshot, so per-page drawing logic stays out of the Trainer.
 SnapshotHook = Callable[[nn.Module, Dataset], dict]
@@ -197,7 +204,7 @@ class Trainer:
         """Score, keep the weights as the last good snapshot, and report; `train_loss` is the
         epoch's mean over its global batches (the same for every process)."""
         metrics = evaluate(self.model, self.eval_data)
-        self.history.append({"epoch": epoch, "train_loss": train_loss, "metrics": metrics})
+        self.history.append(history_row(epoch, train_loss, metrics))
         self._last_good = self._state_copy()
         self._last_good_epoch = epoch
         snapshot = self.snapshot()
